@@ -1,0 +1,41 @@
+# lendsms — developer entry points. `make run` and `make test` are all a new
+# machine needs (Python >= 3.11 with venv).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 8080
+
+.PHONY: install run test lint typecheck unit bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(BIN)/.installed
+
+## run: create a working embedded setup on first use, print a dev key and a curl command, serve
+run: install
+	@BIN=$(BIN) HOST=$(HOST) PORT=$(PORT) sh scripts/dev-setup.sh
+	$(BIN)/lendsms serve --config lendsms.toml --host $(HOST) --port $(PORT)
+
+## test: lint, type checks and the whole test suite
+test: install lint typecheck unit
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy
+
+unit: install
+	$(BIN)/pytest -q -p no:cacheprovider
+
+bench: install
+	@for b in bench/*.py; do [ -e "$$b" ] || continue; echo "== $$b"; $(BIN)/python "$$b" || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache build *.egg-info

@@ -1,0 +1,3 @@
+"""lendsms: the service (HTTP, pipeline, store, dispatch, audit, CLI)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,211 @@
+"""HTTP handlers for the v1 API and operations endpoints."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from gateway.appkeys import ACCEPTOR, AUDIT, CLOCK, DISPATCHER, METRICS, PROVIDERS, SETTINGS, STORE
+from gateway.auth import authenticate, require_scope
+from gateway.clock import rfc3339
+from gateway.errors import (
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    PayloadTooLarge,
+    StoreUnavailable,
+    TransitionError,
+    Unavailable,
+    UnsupportedMediaType,
+)
+from gateway.logs import message_id as message_id_var
+from gateway.models import CANCELLABLE, ApiKey, Message, Status
+from gateway.openapi import openapi_document
+from gateway.schemas import parse_json, parse_send_request, request_hash
+
+routes = web.RouteTableDef()
+JSON = "application/json"
+
+
+def json_response(
+    body: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        status=status,
+        text=json.dumps(body, ensure_ascii=False),
+        content_type=JSON,
+        charset="utf-8",
+        headers=headers,
+    )
+
+
+async def _key(request: web.Request, scope: str) -> ApiKey:
+    try:
+        key = await authenticate(request.app[STORE], request.headers.get("Authorization"))
+    except StoreUnavailable:
+        raise Unavailable("the key store is unavailable", headers={"Retry-After": "5"}) from None
+    require_scope(key, scope)
+    return key
+
+
+async def _json_body(request: web.Request) -> Any:
+    if request.content_type != JSON:
+        raise UnsupportedMediaType(f"send the body as {JSON}")
+    limit = request.app[SETTINGS].server.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"the body must be at most {limit} bytes")
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise PayloadTooLarge(f"the body must be at most {limit} bytes") from None
+    return parse_json(raw)
+
+
+def _idempotency_key(request: web.Request) -> str | None:
+    value = request.headers.get("Idempotency-Key")
+    if value is None:
+        return None
+    if not 1 <= len(value) <= 255 or not all(0x20 <= ord(c) <= 0x7E for c in value):
+        raise Invalid(
+            errors=[{"field": "Idempotency-Key", "message": "must be 1-255 printable ASCII"}]
+        )
+    return value
+
+
+@routes.post("/v1/messages")
+async def send_message(request: web.Request) -> web.Response:
+    key = await _key(request, "send")
+    idem_key = _idempotency_key(request)
+    data = await _json_body(request)
+    settings = request.app[SETTINGS]
+    send = parse_send_request(
+        data,
+        now=request.app[CLOCK].now(),
+        templates=settings.templates,
+        max_text_chars=settings.messages.max_text_chars,
+    )
+    store = request.app[STORE]
+    try:
+        client = await store.get_client(key.client_id)
+    except StoreUnavailable:
+        raise Unavailable("the store is unavailable", headers={"Retry-After": "5"}) from None
+    if client is None:
+        raise Forbidden("this key's client no longer exists")
+    idem = None if idem_key is None else (idem_key, request_hash(data))
+    try:
+        answer = await request.app[ACCEPTOR].submit(key, client, send, idem)
+    except StoreUnavailable:
+        raise Unavailable("the store is unavailable", headers={"Retry-After": "5"}) from None
+    if answer.message_id:
+        message_id_var.set(answer.message_id)
+    dispatcher = request.app[DISPATCHER]
+    if dispatcher is not None and answer.status == 202 and not answer.replayed:
+        dispatcher.notify()
+    headers = {"Idempotent-Replayed": "true"} if answer.replayed else None
+    content_type = "application/problem+json" if answer.status >= 400 else JSON
+    return web.Response(
+        status=answer.status,
+        text=json.dumps(answer.body, ensure_ascii=False),
+        content_type=content_type,
+        charset="utf-8",
+        headers=headers,
+    )
+
+
+def message_view(m: Message) -> dict[str, Any]:
+    return {
+        "id": m.id,
+        "status": str(m.status),
+        "purpose": m.purpose,
+        "to_masked": m.to_masked,
+        "body": m.body,
+        "segments": m.segments,
+        "encoding": m.encoding,
+        "findings": [f.to_json() for f in m.findings],
+        "provider": m.provider,
+        "attempts": m.attempts,
+        "reference": m.reference,
+        "scheduled_at": rfc3339(m.scheduled_at) if m.scheduled_at else None,
+        "created_at": rfc3339(m.created_at),
+        "updated_at": rfc3339(m.updated_at),
+        "events": [
+            {"at": rfc3339(e.at), "status": str(e.status), "detail": e.detail} for e in m.events
+        ],
+    }
+
+
+async def _own_message(request: web.Request, key: ApiKey) -> Message:
+    mid = request.match_info["id"]
+    if len(mid) > 64:
+        raise NotFound("no such message")
+    try:
+        message = await request.app[STORE].get_message(mid)
+    except StoreUnavailable:
+        raise Unavailable("the store is unavailable", headers={"Retry-After": "5"}) from None
+    if message is None or message.client_id != key.client_id:
+        raise NotFound("no such message")
+    message_id_var.set(message.id)
+    return message
+
+
+@routes.get("/v1/messages/{id}")
+async def get_message(request: web.Request) -> web.Response:
+    key = await _key(request, "send")
+    return json_response(message_view(await _own_message(request, key)))
+
+
+@routes.post("/v1/messages/{id}/cancel")
+async def cancel_message(request: web.Request) -> web.Response:
+    key = await _key(request, "send")
+    message = await _own_message(request, key)
+    if message.status not in CANCELLABLE:
+        raise Conflict(f"a {message.status} message cannot be cancelled")
+    now = request.app[CLOCK].now()
+    await request.app[AUDIT].append(
+        "cancelled", message_id=message.id, clear={"client": key.client_id, "key_id": key.id}
+    )
+    try:
+        updated = await request.app[STORE].transition(
+            message.id, Status.CANCELLED, now, detail="cancelled by the client", expect=CANCELLABLE
+        )
+    except TransitionError:
+        raise Conflict("the message moved on and can no longer be cancelled") from None
+    return json_response(message_view(updated))
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    reasons = []
+    try:
+        await request.app[STORE].ping()
+    except StoreUnavailable:
+        reasons.append("store unavailable")
+    if not await request.app[AUDIT].probe():
+        reasons.append("audit log unwritable")
+    providers = {name: {"type": type(p).__name__} for name, p in request.app[PROVIDERS].items()}
+    body = {"status": "ready" if not reasons else "unavailable", "reasons": reasons,
+            "providers": providers}  # fmt: skip
+    return json_response(body, status=503 if reasons else 200)
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    payload = generate_latest(request.app[METRICS].registry)
+    response = web.Response(body=payload)
+    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return response
+
+
+@routes.get("/openapi.json")
+async def openapi(request: web.Request) -> web.Response:
+    return json_response(openapi_document(request.app[SETTINGS]))

@@ -1,0 +1,123 @@
+"""The store port. Backends (sqlite now, redis later) implement :class:`Store`
+and pass the same contract tests."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from gateway.models import ApiKey, Client, Message, Status
+
+
+class ClaimState(enum.Enum):
+    CLAIMED = "claimed"  # the caller owns the key and must finish or release it
+    IN_FLIGHT = "in_flight"  # another request holds it: wait and ask again
+    DONE = "done"  # a final answer is stored: replay it (if the body matches)
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyClaim:
+    state: ClaimState
+    request_hash: str | None = None
+    status_code: int | None = None
+    response: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyRecord:
+    """The final answer stored under (client, key) with the accepted message."""
+
+    key: str
+    request_hash: str
+    status_code: int
+    response: dict[str, Any]
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class QueueItem:
+    message_id: str
+    status: Status  # queued / scheduled: ready to send; sending: an attempt was interrupted
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredKey:
+    key: ApiKey
+    secret_hash: str
+
+
+class Store(Protocol):
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Raise StoreUnavailable when the store cannot serve."""
+
+    # clients and keys -------------------------------------------------------
+    async def put_client(self, client: Client, *, webhook_secret: str | None, create: bool) -> None:
+        """Insert (create=True; KeyError-free ValueError if it exists) or update."""
+
+    async def get_client(self, client_id: str) -> Client | None: ...
+
+    async def list_clients(self) -> Sequence[Client]: ...
+
+    async def add_key(self, key: ApiKey, secret_hash: str) -> None: ...
+
+    async def get_key(self, key_id: str) -> StoredKey | None: ...
+
+    async def list_keys(self) -> Sequence[ApiKey]: ...
+
+    async def revoke_key(self, key_id: str, when: datetime) -> bool: ...
+
+    # acceptance -------------------------------------------------------------
+    async def claim_idempotency(
+        self, client_id: str, key: str, request_hash: str, now: datetime, lease_seconds: float
+    ) -> IdempotencyClaim: ...
+
+    async def release_idempotency(self, client_id: str, key: str) -> None: ...
+
+    async def commit_acceptance(
+        self, message: Message, idempotency: IdempotencyRecord | None, due_at: datetime | None
+    ) -> None:
+        """Message, its first event, its queue entry (when due_at is given) and the
+        idempotency record, in one durable transaction."""
+
+    # reading and moving messages ------------------------------------------
+    async def get_message(self, message_id: str) -> Message | None: ...
+
+    async def transition(
+        self,
+        message_id: str,
+        new: Status,
+        now: datetime,
+        *,
+        detail: str | None = None,
+        expect: frozenset[Status] | None = None,
+        due_at: datetime | None = None,
+        provider: str | None = None,
+        provider_message_id: str | None = None,
+    ) -> Message:
+        """Move a message along the state machine, record an event, and keep the
+        queue entry in step (kept with ``due_at`` for queued/scheduled, dropped
+        for every other status). Raises TransitionError when ``expect`` does not
+        hold or the move is not allowed; KeyError when there is no such message."""
+
+    # dispatch ---------------------------------------------------------------
+    async def claim_due(
+        self, now: datetime, limit: int, owner: str, lease_until: datetime
+    ) -> Sequence[QueueItem]: ...
+
+    async def begin_attempt(
+        self, message_id: str, provider: str, now: datetime, owner: str, lease_until: datetime
+    ) -> Message:
+        """Record an attempt and move the message to ``sending`` before any
+        provider call (invariant 9). One transaction, durable."""
+
+    async def last_attempt_provider(self, message_id: str) -> str | None: ...
+
+    async def queue_depth(self) -> dict[str, int]: ...
