@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.accept import accepted_body
 from gateway.appkeys import ACCEPTOR, AUDIT, CLOCK, DISPATCHER, METRICS, PROVIDERS, SETTINGS, STORE
 from gateway.auth import authenticate, require_scope
 from gateway.clock import rfc3339
@@ -116,19 +117,13 @@ async def send_message(request: web.Request) -> web.Response:
 
 
 def message_view(m: Message) -> dict[str, Any]:
+    """The full view of GET /v1/messages/{id}: the 202 answer plus history."""
     return {
-        "id": m.id,
-        "status": str(m.status),
+        **accepted_body(m),
         "purpose": m.purpose,
-        "to_masked": m.to_masked,
-        "body": m.body,
-        "segments": m.segments,
-        "encoding": m.encoding,
-        "findings": [f.to_json() for f in m.findings],
         "provider": m.provider,
         "attempts": m.attempts,
         "reference": m.reference,
-        "scheduled_at": rfc3339(m.scheduled_at) if m.scheduled_at else None,
         "created_at": rfc3339(m.created_at),
         "updated_at": rfc3339(m.updated_at),
         "events": [
