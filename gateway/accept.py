@@ -32,6 +32,7 @@ from gateway.errors import (
 from gateway.metrics import Metrics
 from gateway.models import ApiKey, Client, Decision, Event, Message, Status
 from gateway.pipeline import Draft, Pipeline
+from gateway.ratelimit import ClientRateLimiter
 from gateway.schemas import SendRequest, mask_phone
 from gateway.store.base import ClaimState, IdempotencyRecord, Store
 
@@ -82,8 +83,10 @@ class Acceptor:
         pipeline: Pipeline,
         clock: Clock,
         metrics: Metrics,
+        limiter: ClientRateLimiter | None = None,
     ) -> None:
         self.settings = settings
+        self.limiter = limiter or ClientRateLimiter()
         self.store = store
         self.audit = audit
         self.pipeline = pipeline
@@ -153,6 +156,7 @@ class Acceptor:
     async def _accept(
         self, key: ApiKey, client: Client, request: SendRequest, idem: tuple[str, str] | None
     ) -> Answer:
+        self.limiter.check(client.id, client.rate)
         now = self.clock.now()
         draft = Draft(request=request, client=client, now=now, body=request.text)
         try:

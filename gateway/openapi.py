@@ -145,6 +145,7 @@ _PROBLEM = {
             },
         },
         "id": {"type": "string"},
+        "rule": {"type": "string"},
         "findings": {"type": "array", "items": {"$ref": "#/components/schemas/Finding"}},
     },
 }
@@ -160,6 +161,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
         "413": _problem(f"body over {limit} bytes"),
         "415": _problem("Content-Type is not application/json"),
         "422": _problem("blocked by policy; the body carries id, status and findings"),
+        "429": _problem("over a contact cap or the client's throughput limit (Retry-After)"),
         **_AUTH_ERRORS,
     }
     return {

@@ -280,3 +280,29 @@ async def test_unknown_route_and_method(start_gateway: Any) -> None:
     r = await gw.http.delete("/v1/messages")
     assert r.status == 405 and r.content_type == "application/problem+json"
     assert "aiohttp" not in r.headers.get("Server", "")
+
+
+async def test_client_throughput_limit_is_429(start_gateway: Any) -> None:
+    gw = await start_gateway(dispatch=False)
+    token = await gw.key("slow")
+    store = gw.app[STORE]
+    client = await store.get_client("slow")
+    await store.put_client(
+        type(client)(id="slow", policy=client.policy, rate=2.0), webhook_secret=None, create=False
+    )
+    statuses = []
+    for n in range(4):
+        r = await gw.http.post(
+            "/v1/messages", json=msg(), headers={**auth(token), "Idempotency-Key": f"r{n}"}
+        )
+        statuses.append(r.status)
+    assert statuses == [202, 202, 429, 429]  # a burst of two, then the limit
+    problem = await r.json()
+    assert problem["type"] == PROBLEM + "rate-limited" and problem["rule"] == "client_rate"
+    assert int(r.headers["Retry-After"]) >= 1
+    # a 429 is not kept: once the bucket refills, the same key is accepted
+    await asyncio.sleep(0.6)
+    r = await gw.http.post(
+        "/v1/messages", json=msg(), headers={**auth(token), "Idempotency-Key": "r3"}
+    )
+    assert r.status == 202 and "Idempotent-Replayed" not in r.headers

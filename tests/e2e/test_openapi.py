@@ -29,7 +29,7 @@ async def test_openapi_lists_every_status_the_send_endpoint_gives(start_gateway:
     gw = await start_gateway(dispatch=False)
     doc = await (await gw.http.get("/openapi.json")).json()
     responses = doc["paths"]["/v1/messages"]["post"]["responses"]
-    for status in ("202", "400", "401", "403", "409", "413", "415", "422", "503"):
+    for status in ("202", "400", "401", "403", "409", "413", "415", "422", "429", "503"):
         assert status in responses
     send_schema = doc["components"]["schemas"]["SendRequest"]
     assert set(send_schema["required"]) == {"to", "borrower_id", "purpose"}
