@@ -33,6 +33,7 @@ from providers.base import (
     Provider,
     ProviderError,
     SendResult,
+    StatusResult,
 )
 from providers.routing import NoRoute, Router
 
@@ -164,15 +165,8 @@ class Dispatcher:
             return
         if message.status is Status.SENDING and not await self._resolve_interrupted(message):
             return
-        now = self.clock.now()
-        if now >= message.expires_at:
-            await self._finish(message, Status.EXPIRED, "time-to-live passed before hand-off")
+        if await self._stopped_at_handoff(message):
             return
-        for check in self.checks:
-            verdict = await check(message, now)
-            if verdict is not None:
-                await self._finish(message, verdict.status, verdict.detail, due_at=verdict.due_at)
-                return
         try:
             names = self.router.providers_for(
                 country=message.region, purpose=message.purpose, client=message.client_id
@@ -186,13 +180,30 @@ class Dispatcher:
             return
         await self._try_providers(message, candidates)
 
+    async def _stopped_at_handoff(self, message: Message) -> bool:
+        """The re-checks run immediately before each hand-off (DESIGN.md): the
+        time-to-live, then the hand-off checks. True when the message was moved."""
+        now = self.clock.now()
+        if now >= message.expires_at:
+            await self._finish(message, Status.EXPIRED, "time-to-live passed before hand-off")
+            return True
+        for check in self.checks:
+            verdict = await check(message, now)
+            if verdict is not None:
+                await self._finish(message, verdict.status, verdict.detail, due_at=verdict.due_at)
+                return True
+        return False
+
     def _can_carry(self, name: str, message: Message) -> bool:
         caps = self.providers[name].capabilities
         return message.segments <= caps.max_segments and caps.free_text
 
     async def _try_providers(self, message: Message, candidates: list[str]) -> None:
         attempt = message
-        for name in candidates:
+        for i, name in enumerate(candidates):
+            # a failover is another hand-off: re-check it (handle() checked the first)
+            if i > 0 and await self._stopped_at_handoff(attempt):
+                return
             now = self.clock.now()
             lease = now + timedelta(seconds=self.settings.lease_seconds)
             await self._audit("sending", attempt, provider=name)
@@ -253,19 +264,19 @@ class Dispatcher:
     async def _resolve_ambiguous(self, message: Message, name: str) -> bool:
         """Ask the provider. True when it never got the message (send again)."""
         provider = self.providers.get(name)
-        state = None
+        answer: StatusResult | None = None
         if provider is not None and provider.capabilities.status_query:
             try:
                 answer = await asyncio.wait_for(
                     provider.query_status(message.id, message.provider_message_id),
                     self.settings.provider_timeout,
                 )
-                state = None if answer is None else answer.state
             except (ProviderError, TimeoutError, OSError):
-                await self._retry_later(
-                    message, name, SendResult(Outcome.RETRY, code="status_query")
-                )
+                # Still unknown. Requeueing would resend blindly: leave it
+                # ``sending``; when its lease runs out the next claim asks again.
+                log.warning("status query failed; will ask again", extra={"provider": name})
                 return False
+        state = None if answer is None else answer.state
         if state is None:
             await self._finish(message, Status.FAILED, "ambiguous_timeout")
             return False
@@ -279,7 +290,12 @@ class Dispatcher:
             DeliveryState.DELIVERED: Status.DELIVERED,
             DeliveryState.UNDELIVERED: Status.UNDELIVERED,
         }[state]
-        await self._finish(message, final, f"confirmed by {name} status query")
+        await self._finish(
+            message,
+            final,
+            f"confirmed by {name} status query",
+            provider_id=None if answer is None else answer.provider_message_id,
+        )
         return False
 
     async def _retry_later(self, message: Message, name: str, result: SendResult) -> None:

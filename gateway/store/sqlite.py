@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from gateway.crypto import BlindIndex, FieldCipher
 from gateway.errors import StoreUnavailable, TransitionError
 from gateway.models import (
+    TERMINAL,
     ApiKey,
     Client,
     Event,
@@ -135,9 +136,12 @@ class SqliteStore:
         self.index = index
         self._db: sqlite3.Connection | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        self._closed = False
 
     # -- plumbing -------------------------------------------------------------
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._closed:  # the executor is shut down: it would raise RuntimeError
+            raise StoreUnavailable("store is closed")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._call, fn)
 
@@ -172,6 +176,9 @@ class SqliteStore:
                 self._db.close()
                 self._db = None
 
+        if self._closed:
+            return
+        self._closed = True
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, _close)
         self._executor.shutdown(wait=True)
@@ -456,7 +463,9 @@ class SqliteStore:
             raise TransitionError(
                 f"{message_id}: status is {old}, expected one of {sorted(expect)}"
             )
-        if old != new and not can_transition(old, new):
+        # a same-status move (a re-attempt, a new due time) is fine, but a
+        # terminal status is final: nothing, not even itself, follows it
+        if (old != new or old in TERMINAL) and not can_transition(old, new):
             raise TransitionError(f"{message_id}: {old} -> {new} is not allowed")
         sets = ", ".join(f"{k}=?" for k in extra)
         db.execute(
