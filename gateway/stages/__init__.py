@@ -1,0 +1,1 @@
+"""Pipeline stages that need more than a few lines (see gateway.pipeline)."""
