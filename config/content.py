@@ -1,0 +1,245 @@
+"""The content part of a policy pack, loaded and validated.
+
+A pack file (``config/policies/<name>.toml``, shared with other stages) holds
+only the options an operator tunes, in its ``[content]`` table::
+
+    [content]
+    lexicons = "cn-collection"   # folder config/lexicons/<lexicons>/
+    signature_required = true    # Chinese carriers require a 【signature】
+    max_segments = 5             # longer texts are blocked
+    unsubscribe = "block"        # marketing without an unsubscribe line: block | append
+    opt_out = "append"           # (us-fdcpa) collection texts without an opt-out line
+
+The lexicon folder holds one file per category (see
+:mod:`config.content_lexicon`), ``contexts.toml`` (allow-contexts) and
+``structure.toml`` (rule ids, sources and wording of the structural rules).
+A lexicon folder next to the pack file (``../lexicons/<name>``) wins over the
+shipped one, so operators can extend a pack without code. Every problem is
+one :class:`ContentPackError` naming the file, the line and the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Final
+
+from config.content_lexicon import (
+    KNOWN_LISTS,
+    SCOPES,
+    ContentPackError,
+    Lines,
+    check_names,
+    iter_files,
+    parse_terms,
+    pinyin_readings,
+    read_toml,
+    t2s_table,
+    traditional_forms,
+)
+from config.content_model import (
+    Category,
+    Context,
+    PackSpec,
+    Rule,
+    Scope,
+    Severity,
+    Term,
+)
+from config.content_structure import load_structure
+
+__all__ = ["ContentPackError", "load_content_pack", "shipped_content_packs"]
+
+_PACK_KEYS: Final = frozenset(
+    {"lexicons", "signature_required", "max_segments", "unsubscribe", "opt_out"}
+)
+_CATEGORY_KEYS: Final = frozenset({"category", "number", "title", "rules"})
+_RULE_KEYS: Final = frozenset(
+    {"id", "action", "source", "terms", "with", "with_scope", "pinyin", "allow_contexts",
+     "allowed_by", "roles", "purposes"}
+)  # fmt: skip
+_CONTEXT_KEYS: Final = frozenset({"terms", "scope"})
+
+
+def load_content_pack(path: Path) -> PackSpec:
+    """The content policy of the pack file at ``path``."""
+    data, lines = read_toml(path)
+    name, language = data.get("name"), data.get("language")
+    if not isinstance(name, str) or not name:
+        raise lines.error("name", "name is required")
+    if language not in ("zh", "en"):
+        raise lines.error("language", "language must be zh or en")
+    table = data.get("content")
+    if not isinstance(table, dict):
+        raise lines.error("[content]", "a [content] table is required")
+    after = lines.find("[content]") or 0
+    for key in sorted(set(table) - _PACK_KEYS):
+        raise lines.error(key, f"content.{key}: unknown key", after)
+    folder_name = table.get("lexicons")
+    if not isinstance(folder_name, str) or not folder_name:
+        raise lines.error("lexicons", "content.lexicons must name a lexicon folder", after)
+    folder = _lexicon_folder(path, folder_name)
+    if folder is None:
+        raise lines.error("lexicons", f"no lexicon folder {folder_name!r}", after)
+    t2s = t2s_table() if language == "zh" else MappingProxyType({})
+    contexts = _contexts(folder / "contexts.toml")
+    categories, rules, spoken = _categories(folder, [c.name for c in contexts])
+    readings, syllables = pinyin_readings(t.text for r in rules if r.id in spoken for t in r.terms)
+    rules = [_with_pinyin(r, readings) if r.id in spoken else r for r in rules]
+    if language == "zh":
+        rules, contexts = _with_forms(rules, contexts)
+    structure = load_structure(folder / "structure.toml", table, lines, after)
+    return PackSpec(
+        name=name,
+        language=str(language),
+        rules=tuple(rules),
+        contexts=tuple(contexts),
+        categories=tuple(categories),
+        structure=structure,
+        t2s=t2s,
+        syllables=MappingProxyType(syllables),
+    )
+
+
+@cache
+def shipped_content_packs() -> Mapping[str, PackSpec]:
+    """Every shipped pack (``config/policies/*.toml``), by name, read once."""
+    folder = resources.files("config") / "policies"
+    packs: dict[str, PackSpec] = {}
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".toml"):
+            with resources.as_file(entry) as path:
+                spec = load_content_pack(Path(path))
+            packs[spec.name] = spec
+    return MappingProxyType(packs)
+
+
+def _lexicon_folder(pack_path: Path, name: str) -> Path | None:
+    if "/" in name or "\\" in name or name.startswith("."):
+        return None
+    beside = pack_path.resolve().parent.parent / "lexicons" / name
+    if beside.is_dir():
+        return beside
+    with resources.as_file(resources.files("config") / "lexicons" / name) as shipped:
+        return Path(shipped) if Path(shipped).is_dir() else None
+
+
+def _with_pinyin(rule: Rule, readings: Mapping[str, tuple[str, ...]]) -> Rule:
+    terms = tuple(replace(t, pinyin=readings.get(t.text, ())) for t in rule.terms)
+    return replace(rule, terms=terms)
+
+
+def _with_forms(rules: list[Rule], contexts: list[Context]) -> tuple[list[Rule], list[Context]]:
+    """Attach traditional spellings to every Chinese term, context words included."""
+    every = [t.text for r in rules for t in (*r.terms, *r.with_terms)]
+    forms = traditional_forms([*every, *(t.text for c in contexts for t in c.terms)])
+
+    def attach(terms: tuple[Term, ...]) -> tuple[Term, ...]:
+        return tuple(replace(t, forms=forms[t.text]) if t.text in forms else t for t in terms)
+
+    rules = [replace(r, terms=attach(r.terms), with_terms=attach(r.with_terms)) for r in rules]
+    contexts = [replace(c, terms=attach(c.terms)) for c in contexts]
+    return rules, contexts
+
+
+def _terms(raw: Any, lines: Lines, key: str, after: int) -> tuple[Term, ...]:
+    return tuple(Term(text, prefix) for text, prefix, _ in parse_terms(raw, lines, key, after))
+
+
+def _contexts(path: Path) -> list[Context]:
+    if not path.exists():
+        return []
+    data, lines = read_toml(path)
+    raw = data.get("contexts", {})
+    if set(data) - {"contexts"} or not isinstance(raw, dict):
+        raise lines.error(None, "contexts.toml holds only [contexts.NAME] tables")
+    out: list[Context] = []
+    for name, table in raw.items():
+        after = lines.find(f"[contexts.{name}]") or 0
+        if not isinstance(table, dict):
+            raise lines.error(name, f"contexts.{name} must be a table", after)
+        for key in sorted(set(table) - _CONTEXT_KEYS):
+            raise lines.error(key, f"contexts.{name}.{key}: unknown key", after)
+        scope = table.get("scope", "clause")
+        if scope not in SCOPES:
+            raise lines.error("scope", f"scope must be one of {', '.join(SCOPES)}", after)
+        out.append(Context(name, _terms(table.get("terms"), lines, "terms", after), Scope(scope)))
+    return out
+
+
+def _categories(
+    folder: Path, context_names: list[str]
+) -> tuple[list[Category], list[Rule], set[str]]:
+    """Categories, rules, and the ids of rules whose terms get pinyin readings."""
+    categories: list[Category] = []
+    rules: list[Rule] = []
+    spoken: set[str] = set()
+    seen: dict[str, Path] = {}
+    for path in iter_files(folder):
+        if path.name in ("contexts.toml", "structure.toml"):
+            continue
+        data, lines = read_toml(path)
+        for key in sorted(set(data) - _CATEGORY_KEYS):
+            raise lines.error(key, f"{key}: unknown key (known: {', '.join(_CATEGORY_KEYS)})")
+        name, number, title = data.get("category"), data.get("number", 0), data.get("title", "")
+        if not isinstance(name, str) or not name.isidentifier():
+            raise lines.error("category", "category must be a name (letters, digits, _)")
+        if not isinstance(number, int) or not isinstance(title, str):
+            raise lines.error("number", "number must be an integer and title a string")
+        categories.append(Category(name, number, title))
+        raw_rules = data.get("rules")
+        if not isinstance(raw_rules, list) or not raw_rules:
+            raise lines.error("category", "a category needs at least one [[rules]] table")
+        after = 0
+        for table in raw_rules:
+            after = lines.find("[[rules]]", after + 1) or after
+            rule = _rule(table, name, lines, after, context_names)
+            if isinstance(table, dict) and table.get("pinyin"):
+                spoken.add(rule.id)
+            if rule.id in seen:
+                raise lines.error(rule.id, f"rule id {rule.id} is also in {seen[rule.id]}", after)
+            seen[rule.id] = path
+            rules.append(rule)
+    if not rules:
+        raise ContentPackError(folder, None, "the lexicon folder has no category files")
+    return categories, rules, spoken
+
+
+def _rule(table: Any, category: str, lines: Lines, after: int, contexts: list[str]) -> Rule:
+    if not isinstance(table, dict):
+        raise lines.error(None, "[[rules]] must be a table", after)
+    for key in sorted(set(table) - _RULE_KEYS):
+        raise lines.error(
+            key, f"{key}: unknown key (known: {', '.join(sorted(_RULE_KEYS))})", after
+        )
+    rid, source, action = table.get("id"), table.get("source"), table.get("action")
+    if not isinstance(rid, str) or not rid:
+        raise lines.error(None, "every rule needs an id", after)
+    if not isinstance(source, str) or not source.strip():
+        raise lines.error("id", f"rule {rid}: source (the legal basis) is required", after)
+    if action not in ("block", "hold"):
+        raise lines.error("action", f"rule {rid}: action must be block or hold", after)
+    scope = table.get("with_scope", "sentence")
+    if scope not in SCOPES:
+        raise lines.error("with_scope", f"with_scope must be one of {', '.join(SCOPES)}", after)
+    if not isinstance(table.get("pinyin", False), bool):
+        raise lines.error("pinyin", "pinyin must be true or false", after)
+    lists = {k: check_names(lines, k, table.get(k), v, after) for k, v in KNOWN_LISTS.items()}
+    return Rule(
+        id=rid,
+        category=category,
+        severity=Severity(action),
+        source=source.strip(),
+        terms=_terms(table.get("terms"), lines, "terms", after),
+        with_terms=_terms(table["with"], lines, "with", after) if "with" in table else (),
+        with_scope=Scope(scope),
+        allow_contexts=check_names(lines, "allow_contexts", table.get("allow_contexts"),
+                                   contexts, after),
+        allowed_by=lists["allowed_by"],
+        roles=lists["roles"],
+        purposes=lists["purposes"],
+    )  # fmt: skip

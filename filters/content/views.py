@@ -1,0 +1,194 @@
+"""Matching views of one normalised text, each with an offset map back to
+the normalised text (and through :class:`~filters.normalize.Normalized` to
+the submitted text).
+
+* ``squeeze``: traditional -> simplified (a per-character table, so offsets
+  stay one-to-one), then every character that is not a letter or digit is
+  dropped: spaces, punctuation, symbols and emoji inside a word no longer
+  hide it ("坐*牢", "老 赖", "曝，光").
+* ``words``: Latin tokens joined by single spaces, with a leading and a
+  trailing space so that patterns written as " word " match whole words
+  only. Runs of single letters separated only by separators are joined
+  ("j.a.i.l", "k i l l" -> "jail", "kill"), and look-alike digits and symbols
+  inside a word are folded (``latin_fold``: "k1ll" and "kill" meet).
+* ``pinyin``: the squeezed view with the Chinese characters of pinyin-enabled
+  terms replaced by their reading, Latin letters kept, everything else a
+  blocker; a match must contain at least one letter typed as Latin
+  ("zuo牢", "zuolao"), so plain Chinese homophones never match here.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+__all__ = [
+    "LATIN_FOLD",
+    "Boundaries",
+    "View",
+    "latin_fold",
+    "pinyin_view",
+    "squeeze",
+    "squeeze_term",
+    "word_key",
+    "words",
+]
+
+_KEPT: Final = re.compile(r"[^\W_]+")
+_TOKEN: Final = re.compile(r"[a-z0-9@$]+")
+_HAS_LETTER: Final = re.compile(r"[a-z]")
+_GAP_MAX: Final = 3
+BLOCKER: Final = "\x00"
+
+# Look-alikes folded inside Latin words (both in text and in patterns).
+LATIN_FOLD: Final[Mapping[int, str]] = str.maketrans(
+    {"0": "o", "1": "i", "l": "i", "!": "i", "3": "e", "4": "a", "@": "a", "5": "s", "$": "s",
+     "7": "t"}
+)  # fmt: skip
+
+
+def latin_fold(word: str) -> str:
+    return word.translate(LATIN_FOLD) if _HAS_LETTER.search(word) else word
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """A derived text; ``origin[i]`` is the normalised index behind ``text[i]``."""
+
+    text: str
+    origin: tuple[int, ...]
+
+
+def squeeze(normalized: str, t2s: Mapping[int, str]) -> View:
+    simplified = normalized.translate(t2s) if t2s else normalized
+    parts: list[str] = []
+    origin: list[int] = []
+    for m in _KEPT.finditer(simplified):
+        parts.append(m.group())
+        origin.extend(range(m.start(), m.end()))
+    return View("".join(parts), tuple(origin))
+
+
+def squeeze_term(term: str, t2s: Mapping[int, str]) -> str:
+    """The key of a pattern in the squeezed view (the term is already normalised)."""
+    return "".join(_KEPT.findall(term.translate(t2s) if t2s else term))
+
+
+def words(normalized: str) -> View | None:
+    """The word view, or None when the text has no Latin letter at all."""
+    if not _HAS_LETTER.search(normalized):
+        return None
+    tokens = [(m.group(), m.start()) for m in _TOKEN.finditer(normalized)]
+    runs: list[_Run] = []
+    for i, (tok, start) in enumerate(tokens):
+        last = runs[-1] if runs else None
+        if _letter(tok) and last is not None and last.spelled:
+            kind = _gap_kind(normalized[last.end : start])
+            if kind is not None and last.gap in (None, kind):
+                # "a f.r.a.u.d": a space never joins a letter that starts a dotted run
+                ahead = tokens[i + 1] if i + 1 < len(tokens) else None
+                next_kind = (
+                    _gap_kind(normalized[start + 1 : ahead[1]])
+                    if ahead is not None and _letter(ahead[0])
+                    else None
+                )
+                if not (kind == "space" and next_kind == "mark"):
+                    last.add(tok, start, kind)
+                    continue
+        runs.append(_Run(tok, list(range(start, start + len(tok))), _letter(tok)))
+    parts = [" "]
+    origin = [runs[0].offsets[0] if runs else 0]
+    for run in runs:
+        parts.append(latin_fold(run.text))
+        parts.append(" ")
+        origin.extend(run.offsets)
+        origin.append(run.offsets[-1])
+    return View("".join(parts), tuple(origin))
+
+
+def _letter(tok: str) -> bool:
+    return len(tok) == 1 and tok.isalpha()
+
+
+def _gap_kind(gap: str) -> str | None:
+    """``space`` (any whitespace in it: a word break for dotted runs) or
+    ``mark`` for a short separator between spelled letters."""
+    if not 0 < len(gap) <= _GAP_MAX or _KEPT.search(gap):
+        return None
+    return "space" if any(ch.isspace() for ch in gap) else "mark"
+
+
+class _Run:
+    """A Latin token, or single letters spelled out with one kind of separator
+    ("j.a.i.l", "k i l l"); a dotted run ends at a space (a word break)."""
+
+    __slots__ = ("gap", "offsets", "spelled", "text")
+
+    def __init__(self, text: str, offsets: list[int], spelled: bool) -> None:
+        self.text = text
+        self.offsets = offsets
+        self.spelled = spelled
+        self.gap: str | None = None
+
+    @property
+    def end(self) -> int:
+        return self.offsets[-1] + 1
+
+    def add(self, letter: str, at: int, gap: str) -> None:
+        self.text += letter
+        self.offsets.append(at)
+        self.gap = gap
+
+
+def word_key(term: str, *, prefix: bool) -> str:
+    """The key of a Latin pattern in the word view: " w1 w2 " (or " w1 w2")."""
+    body = " ".join(latin_fold(w) for w in _TOKEN.findall(term))
+    return f" {body}" if prefix else f" {body} "
+
+
+def pinyin_view(squeezed: View, syllables: Mapping[str, str]) -> tuple[View, tuple[int, ...]]:
+    """The pinyin view and the sorted view positions that came from Latin letters."""
+    parts: list[str] = []
+    origin: list[int] = []
+    latin: list[int] = []
+    pos = 0
+    for ch, norm_index in zip(squeezed.text, squeezed.origin, strict=True):
+        if "a" <= ch <= "z":
+            parts.append(ch)
+            origin.append(norm_index)
+            latin.append(pos)
+            pos += 1
+            continue
+        piece = syllables.get(ch, BLOCKER)
+        parts.append(piece)
+        origin.extend([norm_index] * len(piece))
+        pos += len(piece)
+    return View("".join(parts), tuple(origin)), tuple(latin)
+
+
+class Boundaries:
+    """Clause and sentence numbers of positions in the normalised text."""
+
+    __slots__ = ("_clauses", "_sentences")
+
+    _CLAUSE: Final = re.compile(r"[,，。.!！?？;；:：、\n]")
+    _SENTENCE: Final = re.compile(r"[。!！?？;；\n]|\.(?!\d)")
+
+    def __init__(self, normalized: str) -> None:
+        self._clauses = [m.start() for m in self._CLAUSE.finditer(normalized)]
+        self._sentences = [m.start() for m in self._SENTENCE.finditer(normalized)]
+
+    def clause(self, index: int) -> int:
+        return bisect_right(self._clauses, index)
+
+    def sentence(self, index: int) -> int:
+        return bisect_right(self._sentences, index)
+
+
+def has_latin_between(latin: tuple[int, ...], start: int, end: int) -> bool:
+    """True when a view position in ``[start, end)`` came from a Latin letter."""
+    i = bisect_right(latin, start - 1)
+    return i < len(latin) and latin[i] < end
