@@ -1,183 +1,45 @@
-"""Audit segments on disk: the record format, verification, and the blocking
-file work of :class:`gateway.audit.AuditWriter` (which runs it in threads).
+"""Audit segments on disk: the blocking file work of
+:class:`gateway.audit.AuditWriter` (which runs it in threads): creating,
+continuing and reopening segments, cutting torn tails, group writes.
 
-The layout and the failure rules are described in :mod:`gateway.audit`;
-``lendsms audit verify`` builds on :func:`verify_segment` and :func:`verify_chain`.
+The layout and the failure rules are described in :mod:`gateway.audit`; the
+record format is :mod:`gateway.audit_format`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
-import hmac
-import json
+import fcntl
 import logging
 import os
-import re
-from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
-from gateway.crypto import constant_time_equals
+from gateway.audit_format import (
+    GENESIS,
+    check_record,
+    parse_record,
+    segment_name,
+    segment_paths,
+)
 
 log = logging.getLogger("gateway.audit")
 
-GENESIS: Final = "0" * 64
-FIELDS: Final = ("seq", "ts", "instance", "event", "message_id", "clear", "sealed", "prev")
-_ALL_FIELDS: Final = frozenset((*FIELDS, "mac"))
-_MAC_DOMAIN: Final = b"lendsms-audit-v1\n"
-_SEGMENT = re.compile(r"audit-(?P<instance>[A-Za-z0-9_-]{1,64})-(?P<first>\d{12})\.jsonl")
 _CHUNK: Final = 64 * 1024
 _OPEN: Final = os.O_RDWR | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
-_JSON = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 sync = getattr(os, "fdatasync", os.fsync)
+
+
+def hold(fd: int) -> None:
+    """Lock the segment a writer appends to for as long as it is open: a
+    process that finds the lock free knows no live writer has that segment
+    (``gateway.audit_recover``). The kernel drops it when the writer dies."""
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 class CorruptSegment(Exception):
     """A segment's last record does not verify; the writer will not continue it."""
-
-
-def segment_name(instance_id: str, first_seq: int) -> str:
-    return f"audit-{instance_id}-{first_seq:012d}.jsonl"
-
-
-def segment_paths(directory: Path, instance_id: str) -> list[Path]:
-    """The instance's segments, oldest first."""
-    found = []
-    for path in Path(directory).glob(f"audit-{instance_id}-*.jsonl"):
-        match = _SEGMENT.fullmatch(path.name)
-        if match and match["instance"] == instance_id:
-            found.append((int(match["first"]), path))
-    return [path for _, path in sorted(found)]
-
-
-def sealed_aad(seq: int, instance: str, event: str, message_id: str | None) -> bytes:
-    """The associated data that binds a record's sealed blob to the record."""
-    return _JSON.encode([seq, instance, event, message_id]).encode("ascii")
-
-
-def canonical(body: Mapping[str, Any]) -> bytes:
-    return _JSON.encode(body).encode("ascii")
-
-
-def mac_of(chain_key: bytes, data: bytes) -> str:
-    return hmac.new(chain_key, _MAC_DOMAIN + data, hashlib.sha256).hexdigest()
-
-
-def record_mac(chain_key: bytes, record: Mapping[str, Any]) -> str:
-    """The mac a record should carry (over every field but ``mac``)."""
-    body = {name: record[name] for name in FIELDS}
-    body["clear"] = dict(sorted(record["clear"].items()))
-    return mac_of(chain_key, canonical(body))
-
-
-def parse_record(raw: bytes) -> dict[str, Any] | None:
-    try:
-        record = json.loads(raw)
-    except ValueError:
-        return None
-    return record if isinstance(record, dict) else None
-
-
-def check_record(record: dict[str, Any], chain_key: bytes) -> str | None:
-    """Why a parsed record is not well-formed and authentic, or None."""
-    if set(record) != _ALL_FIELDS:
-        return "missing or unexpected fields"
-    types_ok = (
-        type(record["seq"]) is int
-        and isinstance(record["clear"], dict)
-        and isinstance(record["prev"], str)
-        and isinstance(record["mac"], str)
-    )
-    if not types_ok:
-        return "malformed field"
-    try:
-        expected = record_mac(chain_key, record)
-    except (TypeError, ValueError):
-        return "malformed field"
-    if not constant_time_equals(expected, record["mac"]):
-        return "mac mismatch (record altered or wrong key)"
-    return None
-
-
-def clear_fields(clear: Mapping[str, str | int | None] | None) -> dict[str, str | int | None]:
-    out: dict[str, str | int | None] = {}
-    for key, value in sorted((clear or {}).items()):
-        if not isinstance(key, str) or not (value is None or isinstance(value, str | int)):
-            raise TypeError("clear fields must map str to str, int or None")
-        out[key] = value
-    return out
-
-
-# -- verification ---------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class VerifyResult:
-    ok: bool
-    records: int
-    first_seq: int | None
-    last_seq: int | None
-    first_prev: str | None  # the link to the previous segment
-    head: str  # mac of the last good record
-    bad_seq: int | None = None
-    bad_line: int | None = None
-    reason: str | None = None
-    path: Path | None = None
-
-
-def verify_segment(path: Path, chain_key: bytes, *, prev: str | None = None) -> VerifyResult:
-    """Recompute every mac and link of one segment. ``prev``, when known, is the
-    head of the previous segment; a chain that starts at seq 1 starts at GENESIS."""
-    match = _SEGMENT.fullmatch(path.name)
-    named_first = int(match["first"]) if match else None
-    instance = match["instance"] if match else None
-    count, first, last, first_prev, head = 0, None, None, None, prev or GENESIS
-
-    def bad(line: int, seq: int | None, reason: str) -> VerifyResult:
-        return VerifyResult(False, count, first, last, first_prev, head, seq, line, reason, path)
-
-    with path.open("rb") as fh:
-        for line_no, raw in enumerate(fh, 1):
-            want = named_first if last is None else last + 1
-            record = parse_record(raw)
-            if record is None:
-                return bad(line_no, want, "not valid JSON")
-            if not raw.endswith(b"\n"):
-                return bad(line_no, want, "incomplete last line")
-            reason = check_record(record, chain_key)
-            if reason is not None:  # its own seq cannot be trusted
-                claimed = record["seq"] if type(record.get("seq")) is int else None
-                return bad(line_no, want if want is not None else claimed, reason)
-            seq = record["seq"]
-            link = head if count or prev is not None else (GENESIS if seq == 1 else None)
-            if want is not None and seq != want:
-                reason = f"sequence break: expected {want}"
-            elif instance is not None and record["instance"] != instance:
-                reason = "instance does not match the segment name"
-            elif link is not None and record["prev"] != link:
-                reason = "prev does not match the previous record's mac"
-            if reason is not None:
-                return bad(line_no, seq, reason)
-            if count == 0:
-                first, first_prev = seq, record["prev"]
-            count, last, head = count + 1, seq, record["mac"]
-    return VerifyResult(True, count, first, last, first_prev, head, path=path)
-
-
-def verify_chain(directory: Path, instance_id: str, chain_key: bytes) -> VerifyResult:
-    """Verify all segments of an instance as one chain from GENESIS."""
-    total, first, last, head = 0, None, None, GENESIS
-    for path in segment_paths(directory, instance_id):
-        result = verify_segment(path, chain_key, prev=head)
-        if not result.ok:
-            return result
-        if result.records:
-            total, head, last = total + result.records, result.head, result.last_seq
-            first = first if first is not None else result.first_seq
-    return VerifyResult(True, total, first, last, GENESIS if total else None, head)
 
 
 # -- file work (blocking) ------------------------------------------------------
@@ -260,6 +122,7 @@ class SegmentFiles:
         path = self.directory / segment_name(self.instance, first_seq)
         fd = os.open(path, _OPEN | os.O_CREAT | os.O_EXCL, 0o600)
         try:
+            hold(fd)
             os.fchmod(fd, 0o600)
             dir_fd = os.open(self.directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
             try:
@@ -306,6 +169,7 @@ class SegmentFiles:
         if fd >= 0:
             try:
                 if _ends_with(fd, end, mac):
+                    hold(fd)
                     os.ftruncate(fd, end)
                     sync(fd)
                     return fd, path, end

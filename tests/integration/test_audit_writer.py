@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from gateway import audit_segment
+from gateway import audit_format, audit_segment
 from gateway.audit import (
     GENESIS,
     AuditUnavailable,
@@ -655,3 +657,35 @@ def test_bad_options_are_refused(tmp_path: Path, options: dict[str, Any]) -> Non
     }
     with pytest.raises(ValueError):
         AuditWriter(tmp_path, **settings)
+
+
+# -- the fast record encoder -------------------------------------------------------
+
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.text())
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    seq=st.integers(min_value=0),
+    texts=st.lists(st.text(), min_size=3, max_size=3),
+    message_id=st.one_of(st.none(), st.text()),
+    clear=st.dictionaries(st.text(), _scalars, max_size=6),
+    sealed=st.one_of(st.none(), st.text()),
+)
+def test_record_body_is_canonical_json(
+    seq: int,
+    texts: list[str],
+    message_id: str | None,
+    clear: dict[str, Any],
+    sealed: str | None,
+) -> None:
+    ts, instance, event = texts
+    ordered = dict(sorted(clear.items()))
+    body = {
+        **{"seq": seq, "ts": ts, "instance": instance, "event": event},
+        **{"message_id": message_id, "clear": ordered, "sealed": sealed, "prev": GENESIS},
+    }
+    fast = audit_format.record_body(seq, ts, instance, event, message_id, ordered, sealed, GENESIS)
+    assert fast == audit_format.canonical(body)
+    aad = sealed_aad(seq, instance, event, message_id)
+    assert aad == json.dumps([seq, instance, event, message_id], separators=(",", ":")).encode()
