@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from providers.base import Capabilities, Provider, ProviderConfigError, ProviderFactory
+from providers.limits import DISPATCH_OPTIONS, ProviderLimits
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -22,6 +23,7 @@ __all__ = [
     "build_provider",
     "clear_cache",
     "load_factory",
+    "provider_limits",
 ]
 
 ENTRY_POINT_GROUP = "lendsms.providers"
@@ -83,7 +85,8 @@ def build_provider(
     """Create the provider for one ``[providers.NAME]`` section.
 
     ``options`` are the section's keys; a ``type`` key among them, if present,
-    must agree with ``type_name`` and is not passed on to the adapter.
+    must agree with ``type_name``. Neither it nor the dispatcher's own keys
+    (:data:`providers.limits.DISPATCH_OPTIONS`) are passed on to the adapter.
     ``base_dir`` is the folder relative paths in the settings refer to.
     """
     declared = options.get("type", type_name)
@@ -91,7 +94,12 @@ def build_provider(
         raise ProviderConfigError(
             f"providers.{name}: 'type' is {declared!r} but {type_name!r} was requested"
         )
-    adapter_options = {key: value for key, value in options.items() if key != "type"}
+    provider_limits(name, options)  # bad limits fail at start, like bad adapter options
+    adapter_options = {
+        key: value
+        for key, value in options.items()
+        if key != "type" and key not in DISPATCH_OPTIONS
+    }
     factory = load_factory(type_name)
     provider = factory(name, adapter_options, base_dir=base_dir)
     if not isinstance(provider, Provider) or not isinstance(
@@ -106,3 +114,8 @@ def build_provider(
             f"providers.{name}: type {type_name!r} named its provider {provider.name!r}"
         )
     return provider
+
+
+def provider_limits(name: str, options: Mapping[str, Any]) -> ProviderLimits:
+    """The dispatcher's limits for one ``[providers.NAME]`` section."""
+    return ProviderLimits.from_options(name, options)
