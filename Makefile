@@ -14,6 +14,11 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
+# a tiny provider plugin the tests install to prove the entry point works
+$(BIN)/.test-plugin: $(BIN)/.installed tests/fixtures/lendsms_testplugin/pyproject.toml
+	$(BIN)/pip install --quiet -e tests/fixtures/lendsms_testplugin
+	touch $@
+
 install: $(BIN)/.installed
 
 ## run: create a working embedded setup on first use, print a dev key and a curl command, serve
@@ -31,7 +36,7 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-unit: install
+unit: install $(BIN)/.test-plugin
 	$(BIN)/pytest -q -p no:cacheprovider
 
 bench: install

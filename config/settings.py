@@ -9,6 +9,7 @@ whose ``repr`` never shows the value.
 from __future__ import annotations
 
 import copy
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -28,6 +29,10 @@ PURPOSES = (
 # Policy packs a client may choose (`clients add --policy`); the packs' rules
 # themselves arrive with the content- and contact-policy stages.
 POLICY_PACKS = ("cn-collection", "us-fdcpa")
+# What a template may declare about itself (``[templates.ID] attests``); the
+# content policy allows wording that only an attested template may carry
+# (compliance.md §3: legal action, court listing, visits, fees).
+ATTESTATIONS = ("legal_action_authorized", "court_listed", "visit_consented", "fee_contractual")
 ENV_PREFIX = "LENDSMS_"
 DEFAULT_CONFIG = "lendsms.toml"
 
@@ -81,9 +86,30 @@ class StoreSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class PolicySettings:
+    """Where contact-policy state lives (caps, opt-outs, consents): ``sqlite``
+    (its own file, ``path``) or ``redis`` (shared by replicas; keys start with
+    ``redis_prefix``). ``timeout``: seconds for one call before the request
+    fails closed with 503."""
+
+    backend: str = "sqlite"
+    path: Path = Path("var/policy.db")
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: str = "lendsms:"
+    timeout: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
 class AuditSettings:
+    """``checkpoint_records`` / ``checkpoint_seconds``: a signed checkpoint of
+    the chain head after that many records or seconds (and at shutdown).
+    ``min_retention_days``: ``audit prune`` refuses anything younger."""
+
     dir: Path = Path("var/audit")
     fsync: str = "batch"
+    checkpoint_records: int = 1000
+    checkpoint_seconds: float = 60.0
+    min_retention_days: int = 1825
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +188,20 @@ class TemplateSettings:
     purpose: str
     text: str
     codes: Mapping[str, str]
+    attests: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookSettings:
+    """Client status webhooks (``callback_url``). ``allow_networks``: CIDRs exempt
+    from the SSRF block on loopback, private, link-local and metadata addresses
+    (tests, private deployments); ``ca_file``: extra CA certificates to trust."""
+
+    allow_networks: tuple[str, ...] = ()
+    ca_file: Path | None = None
+    timeout: float = 5.0
+    max_attempts: int = 6
+    backoff_base: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +210,7 @@ class Settings:
     keys: KeySettings
     server: ServerSettings = ServerSettings()
     store: StoreSettings = StoreSettings()
+    policy: PolicySettings = PolicySettings()
     audit: AuditSettings = AuditSettings()
     dispatch: DispatchSettings = DispatchSettings()
     messages: MessageSettings = MessageSettings()
@@ -178,6 +219,7 @@ class Settings:
     routes: tuple[RouteSettings, ...] = ()
     templates: Mapping[str, TemplateSettings] = field(default_factory=dict)
     source: Path | None = None
+    webhooks: WebhookSettings = WebhookSettings()
 
 
 # --------------------------------------------------------------------- loading
@@ -272,7 +314,10 @@ def _parse_env_value(value: str) -> Any:
 _SECTION_KEYS: dict[str, frozenset[str]] = {
     "server": frozenset({"host", "port", "max_body_bytes", "shutdown_timeout"}),
     "store": frozenset({"backend", "path", "redis_url", "require_durable"}),
-    "audit": frozenset({"dir", "fsync"}),
+    "policy": frozenset({"backend", "path", "redis_url", "redis_prefix", "timeout"}),
+    "audit": frozenset(
+        {"dir", "fsync", "checkpoint_records", "checkpoint_seconds", "min_retention_days"}
+    ),
     "keys": frozenset({"data", "index", "audit"}),
     "dispatch": frozenset(
         {
@@ -288,6 +333,7 @@ _SECTION_KEYS: dict[str, frozenset[str]] = {
     ),
     "messages": frozenset({"default_policy", "max_text_chars", "ttl", "idempotency_ttl"}),
     "log": frozenset({"level"}),
+    "webhooks": frozenset({"allow_networks", "ca_file", "timeout", "max_attempts", "backoff_base"}),
 }
 _TOP_KEYS = frozenset(_SECTION_KEYS) | {"providers", "routes", "templates"}
 _SECRET_OPTION_NAMES = frozenset(
@@ -375,10 +421,12 @@ class _Builder:
             keys=self.keys(),
             server=self.server(),
             store=self.store(),
+            policy=self.policy(),
             audit=self.audit(),
             dispatch=self.dispatch(),
             messages=self.messages(),
             log=self.log(),
+            webhooks=self.webhooks(),
             providers=providers,
             routes=self.routes(providers),
             templates=self.templates(providers),
@@ -418,12 +466,52 @@ class _Builder:
             ),
         )
 
+    def policy(self) -> PolicySettings:
+        s, d = self._section("policy"), PolicySettings()
+        backend = self._typed("policy.backend", s.get("backend"), str, d.backend)
+        if backend not in ("sqlite", "redis"):
+            raise SettingsError("policy.backend", f"must be sqlite or redis, got {backend!r}")
+        prefix = self._typed("policy.redis_prefix", s.get("redis_prefix"), str, d.redis_prefix)
+        if not 1 <= len(prefix) <= 64 or set(prefix) & set("{} "):
+            raise SettingsError("policy.redis_prefix", "must be 1-64 characters, no {, } or space")
+        timeout = self._typed("policy.timeout", s.get("timeout"), float, d.timeout)
+        if not 0 < timeout <= 30:
+            raise SettingsError("policy.timeout", "must be between 0 and 30 seconds")
+        return PolicySettings(
+            backend=backend,
+            path=self._path("policy.path", s.get("path"), d.path),
+            redis_url=self._typed("policy.redis_url", s.get("redis_url"), str, d.redis_url),
+            redis_prefix=prefix,
+            timeout=timeout,
+        )
+
     def audit(self) -> AuditSettings:
         s, d = self._section("audit"), AuditSettings()
         fsync = self._typed("audit.fsync", s.get("fsync"), str, d.fsync)
         if fsync not in ("batch", "always"):
             raise SettingsError("audit.fsync", f"must be batch or always, got {fsync!r}")
-        return AuditSettings(dir=self._path("audit.dir", s.get("dir"), d.dir), fsync=fsync)
+        records = self._typed(
+            "audit.checkpoint_records", s.get("checkpoint_records"), int, d.checkpoint_records
+        )
+        seconds = self._typed(
+            "audit.checkpoint_seconds", s.get("checkpoint_seconds"), float, d.checkpoint_seconds
+        )
+        retention = self._typed(
+            "audit.min_retention_days", s.get("min_retention_days"), int, d.min_retention_days
+        )
+        if records < 1:
+            raise SettingsError("audit.checkpoint_records", "must be at least 1")
+        if seconds <= 0:
+            raise SettingsError("audit.checkpoint_seconds", "must be positive")
+        if retention < 0:
+            raise SettingsError("audit.min_retention_days", "must not be negative")
+        return AuditSettings(
+            dir=self._path("audit.dir", s.get("dir"), d.dir),
+            fsync=fsync,
+            checkpoint_records=records,
+            checkpoint_seconds=seconds,
+            min_retention_days=retention,
+        )
 
     def keys(self) -> KeySettings:
         s = self._section("keys")
@@ -504,6 +592,33 @@ class _Builder:
                 "messages.idempotency_ttl", s.get("idempotency_ttl"), int, d.idempotency_ttl
             ),
         )
+
+    def webhooks(self) -> WebhookSettings:
+        s, d = self._section("webhooks"), WebhookSettings()
+        nets = s.get("allow_networks", [])
+        if not isinstance(nets, list) or not all(isinstance(n, str) for n in nets):
+            raise SettingsError("webhooks.allow_networks", "must be a list of CIDR strings")
+        try:
+            for net in nets:
+                ipaddress.ip_network(net, strict=False)
+        except ValueError:
+            raise SettingsError("webhooks.allow_networks", "not a valid network") from None
+        out = WebhookSettings(
+            allow_networks=tuple(nets),
+            ca_file=self._path("webhooks.ca_file", s["ca_file"], Path())
+            if s.get("ca_file")
+            else None,
+            timeout=self._typed("webhooks.timeout", s.get("timeout"), float, d.timeout),
+            max_attempts=self._typed(
+                "webhooks.max_attempts", s.get("max_attempts"), int, d.max_attempts
+            ),
+            backoff_base=self._typed(
+                "webhooks.backoff_base", s.get("backoff_base"), float, d.backoff_base
+            ),
+        )
+        if not 0 < out.timeout <= 60 or not 1 <= out.max_attempts <= 20 or out.backoff_base <= 0:
+            raise SettingsError("webhooks", "timeout 0-60 s, max_attempts 1-20, backoff positive")
+        return out
 
     def log(self) -> LogSettings:
         s, d = self._section("log"), LogSettings()
@@ -612,8 +727,17 @@ class _Builder:
             for pname in codes:
                 if pname not in providers:
                     raise SettingsError(f"{key}.codes.{pname}", "unknown provider")
+            attests = table.get("attests", [])
+            if not isinstance(attests, list) or not set(attests) <= set(ATTESTATIONS):
+                raise SettingsError(
+                    f"{key}.attests", f"must be a list of: {', '.join(ATTESTATIONS)}"
+                )
             out[tid] = TemplateSettings(
-                id=tid, purpose=purpose, text=text, codes=MappingProxyType(dict(codes))
+                id=tid,
+                purpose=purpose,
+                text=text,
+                codes=MappingProxyType(dict(codes)),
+                attests=frozenset(attests),
             )
         return MappingProxyType(out)
 

@@ -14,13 +14,13 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from config.settings import Settings
 from gateway.audit import AuditUnavailable, AuditWriter
+from gateway.audit_records import decision_entry
 from gateway.clock import Clock, rfc3339
 from gateway.errors import (
     Blocked,
@@ -158,7 +158,13 @@ class Acceptor:
     ) -> Answer:
         self.limiter.check(client.id, client.rate)
         now = self.clock.now()
-        draft = Draft(request=request, client=client, now=now, body=request.text)
+        draft = Draft(
+            request=request,
+            client=client,
+            now=now,
+            body=request.text,
+            message_id=new_message_id(now),
+        )
         try:
             await self.pipeline.run(draft)
         except BaseException:
@@ -190,7 +196,7 @@ class Acceptor:
         segments = draft.segments
         assert segments is not None  # noqa: S101 - the pipeline always counts
         return Message(
-            id=new_message_id(now),
+            id=draft.message_id or new_message_id(now),
             client_id=draft.client.id,
             to=req.to,
             to_masked=mask_phone(req.to),
@@ -211,6 +217,8 @@ class Acceptor:
             reference=req.reference,
             callback_url=req.callback_url,
             events=(Event(at=now, status=status, detail=_event_detail(draft)),),
+            template=req.template,
+            params=dict(req.params) if req.template else None,
         )
 
     @staticmethod
@@ -252,19 +260,13 @@ class Acceptor:
     async def _audit(self, message: Message, key: ApiKey) -> None:
         started = time.perf_counter()
         try:
+            entry = decision_entry(message, key.id, self.audit.index)
             await self.audit.append(
                 "accepted",
                 message_id=message.id,
-                clear=_audit_clear(message, key),
-                sealed={
-                    "to": message.to,
-                    "borrower_id": message.borrower_id,
-                    "text": message.text,
-                    "body": message.body,
-                    "reference": message.reference,
-                    "findings": [f.to_json() for f in message.findings],
-                    "scheduled_at": rfc3339(message.scheduled_at) if message.scheduled_at else None,
-                },
+                clear=entry.clear,
+                sealed=entry.sealed,
+                owner=entry.owner,
             )
         except AuditUnavailable:
             self.metrics.audit_failures.inc()
@@ -282,16 +284,6 @@ class Acceptor:
         except AuditUnavailable:
             self.metrics.audit_failures.inc()
             log.error("compensating audit record failed", extra={"reason": reason})
-
-
-def _audit_clear(message: Message, key: ApiKey) -> Mapping[str, str | int | None]:
-    return {
-        "client": message.client_id,
-        "key_id": key.id,
-        "status": str(message.status),
-        "purpose": message.purpose,
-        "segments": message.segments,
-    }
 
 
 def _event_detail(draft: Draft) -> str | None:

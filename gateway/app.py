@@ -10,8 +10,6 @@ import socket
 from collections.abc import AsyncIterator, Sequence
 
 from aiohttp import web
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from config.settings import Settings, key_bytes
 from gateway.accept import Acceptor
@@ -19,6 +17,7 @@ from gateway.appkeys import (
     ACCEPTOR,
     AUDIT,
     CLOCK,
+    CONTACT,
     DISPATCHER,
     INSTANCE_ID,
     METRICS,
@@ -26,28 +25,28 @@ from gateway.appkeys import (
     SETTINGS,
     STAGES,
     STORE,
+    WEBHOOKS,
 )
 from gateway.audit import AuditWriter
+from gateway.audit_setup import open_audit_writer, recover_crashed_chains
+from gateway.callbacks import register_inbound_handler, setup_callbacks
 from gateway.clock import Clock, SystemClock
 from gateway.crypto import BlindIndex, FieldCipher
 from gateway.dispatch import Dispatcher
 from gateway.handlers import routes
 from gateway.metrics import Metrics
 from gateway.middlewares import problems, request_context
+from gateway.optouts_http import routes as contact_routes
 from gateway.pipeline import Pipeline, Stage, default_stages
-from gateway.store.base import Store
+from gateway.policy.wiring import contact_ctx, new_contact_policy
+from gateway.store.base import AuditStore, Store
 from gateway.store.sqlite import SqliteStore
 from providers.base import Provider
-from providers.registry import build_provider
+from providers.limits import ProviderGuard
+from providers.registry import build_provider, provider_limits
 from providers.routing import Router
 
 log = logging.getLogger("lendsms.app")
-
-
-def derive_key(master: bytes, purpose: str) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode()).derive(
-        master
-    )
 
 
 def new_instance_id() -> str:
@@ -62,15 +61,16 @@ def open_store(settings: Settings) -> Store:
     return SqliteStore(settings.store.path, cipher, index)
 
 
-def open_audit(settings: Settings, instance_id: str) -> AuditWriter:
-    master = key_bytes(settings.keys.audit)
-    return AuditWriter(
-        settings.audit.dir,
-        instance_id=instance_id,
-        seal_key=derive_key(master, "lendsms audit seal v1"),
-        chain_key=derive_key(master, "lendsms audit chain v1"),
-        fsync=settings.audit.fsync,
-    )
+def open_audit(
+    settings: Settings,
+    instance_id: str,
+    store: AuditStore,
+    *,
+    kind: str = "gateway",
+    clock: Clock | None = None,
+) -> AuditWriter:
+    """The audit writer of one chain (registered in ``store`` when it starts)."""
+    return open_audit_writer(settings, store, instance_id, kind=kind, clock=clock)
 
 
 def create_app(
@@ -80,9 +80,12 @@ def create_app(
     metrics: Metrics | None = None,
     dispatch: bool | None = None,
     stages: Sequence[Stage] | None = None,
+    contact_policy: bool = True,
 ) -> web.Application:
     """Build the service. ``dispatch`` overrides ``settings.dispatch.enabled``;
-    ``stages`` replaces the pipeline's default stages (extensions, tests)."""
+    ``stages`` replaces the pipeline's default stages (extensions, tests);
+    ``contact_policy=False`` leaves out quiet hours, caps and opt-outs (their
+    stages and hand-off checks), for tests of other parts."""
     app = web.Application(
         middlewares=[request_context, problems],
         client_max_size=settings.server.max_body_bytes,
@@ -92,11 +95,18 @@ def create_app(
     app[METRICS] = metrics or Metrics()
     app[INSTANCE_ID] = new_instance_id()
     app[DISPATCHER] = None
-    app[STAGES] = tuple(stages) if stages is not None else tuple(default_stages())
+    app[CONTACT] = contact = new_contact_policy(settings, app) if contact_policy else None
+    policy_stages = contact.stages() if contact is not None else []
+    app[STAGES] = tuple(stages) if stages is not None else tuple(default_stages(policy_stages))
     app.add_routes(routes)
+    app.add_routes(contact_routes)
     app.cleanup_ctx.append(_store_ctx)
+    app.cleanup_ctx.append(contact_ctx)
     app.cleanup_ctx.append(_audit_ctx)
     app.cleanup_ctx.append(_providers_ctx)
+    setup_callbacks(app)  # /callbacks/{name}/...; client webhooks (before dispatch)
+    if contact is not None:  # inbound STOP / 退订 replies record opt-outs
+        register_inbound_handler(app, contact.on_inbound)
     app.cleanup_ctx.append(_acceptor_ctx)
     if settings.dispatch.enabled if dispatch is None else dispatch:
         app.cleanup_ctx.append(_dispatch_ctx)
@@ -117,8 +127,9 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _audit_ctx(app: web.Application) -> AsyncIterator[None]:
-    audit = open_audit(app[SETTINGS], app[INSTANCE_ID])
+    audit = open_audit(app[SETTINGS], app[INSTANCE_ID], app[STORE], clock=app[CLOCK])
     await audit.start()
+    await recover_crashed_chains(app[SETTINGS], app[STORE], app[INSTANCE_ID], app[CLOCK])
     app[AUDIT] = audit
     yield
     await audit.close()
@@ -164,6 +175,12 @@ async def _dispatch_ctx(app: web.Application) -> AsyncIterator[None]:
         app[CLOCK],
         app[METRICS],
         owner=app[INSTANCE_ID],
+        checks=contact.checks() if (contact := app[CONTACT]) is not None else (),
+        guards={
+            n: ProviderGuard(provider_limits(n, c.options)) for n, c in settings.providers.items()
+        },
+        templates=settings.templates,
+        on_status=app[WEBHOOKS].notify,
     )
     dispatcher.start()
     app[DISPATCHER] = dispatcher

@@ -1,16 +1,11 @@
 """The audit log: encrypted, hash-chained, group-committed JSON Lines.
 
-One record per line, fields in this order::
+One record per line (the format: :mod:`gateway.audit_format`).
 
-    seq, ts, instance, event, message_id, clear, sealed, prev, mac
-
-``clear`` holds non-personal fields (client, key id, blind-index hashes);
-``sealed`` is a :class:`~gateway.crypto.FieldCipher` token of the JSON of
-everything personal, with ``seq``, ``instance``, ``event`` and ``message_id``
-as associated data (:func:`sealed_aad`), so a sealed blob cannot be moved to
-another record. ``mac`` is the hex HMAC-SHA256, under the chain key, of the
-canonical JSON of all other fields (:func:`record_mac`); ``prev`` is the
-previous record's ``mac`` (64 zeros before the first record of a chain).
+Records are sealed under the writer's current key, or, with ``owner`` (a
+borrower's blind-index hash), under that borrower's own key (``keys``,
+:class:`gateway.keyring.KeyRing`), so erasing one borrower destroys one key.
+A ``tracker`` registers the chain and signs checkpoints of its head.
 
 Segments are ``audit-<instance>-<first seq, 12 digits>.jsonl``. Every
 :meth:`AuditWriter.start` opens a new segment whose first record continues the
@@ -46,24 +41,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from gateway.audit_segment import (
+from gateway.audit_format import (
     GENESIS,
-    CorruptSegment,
-    SegmentFiles,
-    VerifyResult,
-    canonical,
     clear_fields,
-    close_quietly,
     mac_of,
+    record_body,
     record_mac,
     sealed_aad,
     segment_paths,
-    verify_chain,
-    verify_segment,
-    write_batch,
 )
+from gateway.audit_ports import AuditUnavailable, HeadTracker, SealingKeys
+from gateway.audit_segment import CorruptSegment, SegmentFiles, close_quietly, write_batch
+from gateway.audit_verify import VerifyResult, verify_chain, verify_segment
 from gateway.clock import Clock, SystemClock, rfc3339
-from gateway.crypto import KEY_BYTES, FieldCipher
+from gateway.crypto import KEY_BYTES, BlindIndex, FieldCipher
 
 __all__ = [
     "FSYNC_MODES",
@@ -83,10 +74,6 @@ log = logging.getLogger(__name__)
 FSYNC_MODES: Final = ("batch", "always")
 _INSTANCE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _MAX_BATCH: Final = 8192
-
-
-class AuditUnavailable(Exception):
-    """The audit log cannot durably record now; the caller must fail closed (503)."""
 
 
 def _why(exc: BaseException) -> str:
@@ -117,24 +104,36 @@ class AuditWriter:
         directory: Path,
         *,
         instance_id: str,
-        seal_key: bytes,
+        seal_key: bytes | None = None,
         chain_key: bytes,
         fsync: str = "batch",
         key_id: str = "k1",
         clock: Clock | None = None,
+        tracker: HeadTracker | None = None,
+        keys: SealingKeys | None = None,
+        index: BlindIndex | None = None,
     ) -> None:
+        """Records are sealed under ``seal_key`` (as ``key_id``), or, with
+        ``keys``, under its current key and per-owner keys. ``index`` is the
+        blind index that callers hash numbers and borrowers with."""
         if not _INSTANCE.fullmatch(instance_id):
             raise ValueError("instance_id must be 1-64 characters of A-Z, a-z, 0-9, _ and -")
         if fsync not in FSYNC_MODES:
             raise ValueError(f"fsync must be one of {', '.join(FSYNC_MODES)}")
         if not isinstance(chain_key, bytes) or len(chain_key) != KEY_BYTES:
             raise ValueError(f"chain key must be {KEY_BYTES} bytes")
+        if (seal_key is None) == (keys is None):
+            raise ValueError("give either seal_key or keys")
         self._files = SegmentFiles(Path(directory), instance_id, chain_key)
         self._instance = instance_id
-        self._cipher = FieldCipher(seal_key, key_id)
+        self._cipher = None if seal_key is None else FieldCipher(seal_key, key_id)
+        self._keys = keys
+        self.index = index
         self._chain_key = chain_key
         self._batch_max = 1 if fsync == "always" else _MAX_BATCH
         self._clock: Clock = clock or SystemClock()
+        self._tracker = tracker
+        self._tracking = False
         self._state = "idle"
         self._fd: int | None = None
         self._path: Path | None = None
@@ -172,9 +171,24 @@ class AuditWriter:
             raise AuditUnavailable(f"cannot open the audit log ({_why(exc)})") from exc
         except CorruptSegment as exc:
             raise AuditUnavailable(str(exc)) from exc
+        await self._connect(fd, seq, mac)
         self._fd, self._path, self._state = fd, path, "open"
         self._seq, self._mac = self._good_seq, self._good_mac = seq, mac
         self._good_end = 0
+
+    async def _connect(self, fd: int, seq: int, mac: str) -> None:
+        """Load the current key and register the chain; on failure close ``fd``."""
+        try:
+            if self._keys is not None:
+                self._cipher = await self._keys.current()
+            if self._tracker is not None:
+                await self._tracker.register()
+        except AuditUnavailable:
+            await asyncio.to_thread(close_quietly, fd)
+            raise
+        if self._tracker is not None:
+            self._tracker.begin(seq, mac)
+            self._tracking = True
 
     async def close(self) -> None:
         """Write what is pending, then close. Safe to call twice."""
@@ -185,6 +199,9 @@ class AuditWriter:
         fd, self._fd = self._fd, None
         if fd is not None:
             await asyncio.to_thread(close_quietly, fd)
+        if self._tracker is not None and self._tracking:
+            self._tracking = False
+            await self._tracker.finish()
 
     async def probe(self) -> bool:
         """True when appends can be written; a failed writer tries to reopen."""
@@ -227,16 +244,22 @@ class AuditWriter:
         message_id: str | None,
         clear: Mapping[str, str | int | None] | None = None,
         sealed: Mapping[str, Any] | None = None,
+        owner: str | None = None,
     ) -> int:
-        """Add one record; return its seq once it is on disk.
+        """Add one record; return its seq once it is on disk. ``sealed`` is
+        sealed under ``owner``'s own key when an owner is given (and the writer
+        has ``keys``), else under the current key.
 
         Raises :class:`AuditUnavailable` when it cannot be made durable. If the
         caller is cancelled while waiting, the record is written all the same."""
         if self._state == "failed":
             await self.probe()
+        cipher = self._cipher
+        if owner is not None and self._keys is not None and sealed is not None:
+            cipher = await self._keys.for_owner(owner)
         if self._state != "open":
             raise AuditUnavailable(f"audit log is {self._state}")
-        entry = self._build(event, message_id, clear, sealed)
+        entry = self._build(event, message_id, clear, sealed, cipher)
         self._pending.append(entry)
         if self._flusher is None:
             self._flusher = asyncio.get_running_loop().create_task(self._flush())
@@ -249,6 +272,7 @@ class AuditWriter:
         message_id: str | None,
         clear: Mapping[str, str | int | None] | None,
         sealed: Mapping[str, Any] | None,
+        cipher: FieldCipher | None,
     ) -> _Pending:
         if not isinstance(event, str) or not event:
             raise ValueError("event must be a non-empty string")
@@ -256,17 +280,21 @@ class AuditWriter:
             raise TypeError("message_id must be a string or None")
         seq = self._seq + 1
         aad = sealed_aad(seq, self._instance, event, message_id)
-        body = {
-            "seq": seq,
-            "ts": rfc3339(self._clock.now()),
-            "instance": self._instance,
-            "event": event,
-            "message_id": message_id,
-            "clear": clear_fields(clear),
-            "sealed": None if sealed is None else self._cipher.seal_json(dict(sealed), aad=aad),
-            "prev": self._mac,
-        }
-        data = canonical(body)
+        if sealed is not None and cipher is None:
+            raise AuditUnavailable("no audit data key loaded")
+        token = (
+            None if sealed is None or cipher is None else cipher.seal_json(dict(sealed), aad=aad)
+        )
+        data = record_body(
+            seq,
+            rfc3339(self._clock.now()),
+            self._instance,
+            event,
+            message_id,
+            clear_fields(clear),
+            token,
+            self._mac,
+        )
         mac = mac_of(self._chain_key, data)
         self._seq, self._mac = seq, mac
         line = data[:-1] + b',"mac":"' + mac.encode("ascii") + b'"}\n'
@@ -287,6 +315,8 @@ class AuditWriter:
                     return
                 self._good_seq, self._good_mac = batch[-1].seq, batch[-1].mac
                 self._good_end += len(data)
+                if self._tracker is not None:
+                    self._tracker.advanced(self._good_seq, self._good_mac)
                 for entry in batch:
                     if not entry.done.done():
                         entry.done.set_result(None)

@@ -138,7 +138,7 @@ def _run_with_store(
         audit = None
         try:
             if audited:
-                audit = open_audit(settings, "cli-" + new_instance_id())
+                audit = open_audit(settings, "cli-" + new_instance_id(), store, kind="cli")
                 await audit.start()
             return await body(store, audit)
         finally:
@@ -335,6 +335,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp = with_config(ksub.add_parser("revoke", help="revoke a key at once"))
     sp.add_argument("key_id", metavar="KEY_ID", help="the id shown by keys list")
     keys.set_defaults(func=cmd_keys)
+
+    from gateway.cli_audit import add_audit_commands, add_key_commands
+
+    add_key_commands(ksub, with_config)
+    add_audit_commands(sub, with_config)
+
+    from gateway.cli_policy import add_policy_commands
+
+    add_policy_commands(sub)
     return p
 
 

@@ -16,7 +16,10 @@ normalise values first (E.164 for phone numbers): the index compares bytes.
 
 All keys are exactly 32 random bytes (``config.settings.key_bytes``); a key of
 another length is almost always a configuration slip (for instance the base64
-text instead of the decoded bytes) and is refused.
+text instead of the decoded bytes) and is refused. :func:`derive_key` makes
+independent keys for separate purposes from one such key (HKDF-SHA256), and
+:class:`SigningKey` signs with Ed25519 (the audit log's checkpoints), so that
+anyone holding only the public half can check a signature.
 """
 
 from __future__ import annotations
@@ -30,8 +33,14 @@ import os
 import re
 from typing import Any, Final
 
-from cryptography.exceptions import InvalidTag
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 FORMAT_VERSION: Final = "v1"
 KEY_BYTES: Final = 32
@@ -162,9 +171,52 @@ class BlindIndex:
         message = kind.encode("utf-8") + b"\x00" + value.encode("utf-8")
         return hmac.new(self._key, message, hashlib.sha256).hexdigest()
 
+    def phone(self, e164: str) -> str:
+        """The lookup hash of a phone number (E.164)."""
+        return self.digest("phone", e164)
+
+    def borrower(self, client_id: str, borrower_id: str) -> str:
+        """The lookup hash of a client's borrower (borrower ids are per client)."""
+        return self.digest("borrower", f"{client_id}\x00{borrower_id}")
+
 
 def constant_time_equals(a: str | bytes, b: str | bytes) -> bool:
     """Compare secrets without leaking where they differ (str is UTF-8 encoded)."""
     left = a.encode("utf-8") if isinstance(a, str) else a
     right = b.encode("utf-8") if isinstance(b, str) else b
     return hmac.compare_digest(left, right)
+
+
+def derive_key(master: bytes, purpose: str) -> bytes:
+    """A 32-byte key for one ``purpose``, independent of the keys for others."""
+    _check_key(master, "master")
+    return HKDF(
+        algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=purpose.encode()
+    ).derive(master)
+
+
+class SigningKey:
+    """An Ed25519 key made from a 32-byte seed; signatures are base64url text."""
+
+    __slots__ = ("_private", "public")
+
+    def __init__(self, seed: bytes) -> None:
+        _check_key(seed, "signing")
+        self._private = Ed25519PrivateKey.from_private_bytes(seed)
+        self.public = self._private.public_key().public_bytes_raw()
+
+    def __repr__(self) -> str:
+        return f"SigningKey(public={self.public.hex()[:16]}...)"
+
+    def sign(self, data: bytes) -> str:
+        return _b64url(self._private.sign(data))
+
+
+def signature_valid(public: bytes, data: bytes, signature: str) -> bool:
+    """True when ``signature`` (base64url) is the Ed25519 signature of ``data``."""
+    try:
+        raw = _unb64url(signature)
+        Ed25519PublicKey.from_public_bytes(public).verify(raw, data)
+    except (DecryptionError, InvalidSignature, ValueError):
+        return False
+    return True

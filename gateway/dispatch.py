@@ -5,6 +5,11 @@ At most once to a provider (DESIGN.md invariant 9): the attempt is recorded
 unknown — a timeout, a dropped connection, a crash — the message is never
 resent blindly: the provider's status query decides, and a provider without
 one ends the message ``failed`` with reason ``ambiguous_timeout``.
+
+Per provider (``guards``, from ``[providers.NAME]``): a circuit breaker that takes
+an unwell provider out of the route for a while, concurrency and rate limits, and
+an attempt budget after which the next provider on the route is tried. Template
+messages go to a template-only provider with that provider's template code.
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from config.settings import DispatchSettings
+from config.settings import DispatchSettings, TemplateSettings
 from gateway.audit import AuditUnavailable, AuditWriter
+from gateway.carriage import outbound_sms, template_code
 from gateway.clock import Clock
 from gateway.errors import StoreUnavailable, TransitionError
 from gateway.logs import message_id as message_id_var
@@ -28,13 +34,14 @@ from gateway.models import Message, Status
 from gateway.store.base import QueueItem, Store
 from providers.base import (
     DeliveryState,
-    OutboundSms,
+    DetailedStatusQuery,
     Outcome,
     Provider,
     ProviderError,
     SendResult,
     StatusResult,
 )
+from providers.limits import ProviderGuard
 from providers.routing import NoRoute, Router
 
 log = logging.getLogger("lendsms.dispatch")
@@ -54,6 +61,9 @@ class Verdict:
 # A re-check run immediately before each hand-off (opt-outs, quiet hours and
 # the like are added by the contact-policy stages). None means "go ahead".
 HandoffCheck = Callable[[Message, datetime], Awaitable[Verdict | None]]
+# Told about each status the dispatcher gives a message (client status webhooks).
+StatusListener = Callable[[Message], Awaitable[None]]
+HEALTHY = frozenset({Outcome.SENT, Outcome.PERMANENT, Outcome.RETRY_LATER})
 
 
 class Dispatcher:
@@ -69,6 +79,9 @@ class Dispatcher:
         *,
         owner: str,
         checks: tuple[HandoffCheck, ...] = (),
+        guards: Mapping[str, ProviderGuard] | None = None,
+        templates: Mapping[str, TemplateSettings] | None = None,
+        on_status: StatusListener | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -79,6 +92,9 @@ class Dispatcher:
         self.metrics = metrics
         self.owner = owner
         self.checks = checks
+        self.guards = dict(guards or {})
+        self.templates = dict(templates or {})
+        self.on_status = on_status
         self._wake = asyncio.Event()
         self._busy = 0
         self._slot_free = asyncio.Event()
@@ -178,7 +194,7 @@ class Dispatcher:
         if not candidates:
             await self._finish(message, Status.FAILED, "no provider on the route can carry it")
             return
-        await self._try_providers(message, candidates)
+        await self._try_providers(message, await self._within_budget(message, candidates))
 
     async def _stopped_at_handoff(self, message: Message) -> bool:
         """The re-checks run immediately before each hand-off (DESIGN.md): the
@@ -196,19 +212,53 @@ class Dispatcher:
 
     def _can_carry(self, name: str, message: Message) -> bool:
         caps = self.providers[name].capabilities
-        return message.segments <= caps.max_segments and caps.free_text
+        if message.segments > caps.max_segments:
+            return False
+        if caps.countries is not None and message.region not in caps.countries:
+            return False
+        return caps.free_text or template_code(self.templates, name, message) is not None
+
+    async def _within_budget(self, message: Message, candidates: list[str]) -> list[str]:
+        """Providers that still have attempts left for this message (``attempts`` in
+        their settings), in route order: "failover on exhausted retries". When all
+        are spent, the least tried go first."""
+        if not self.guards or message.attempts == 0:
+            return candidates
+        used = await self.store.attempts_by_provider(message.id)
+        fresh = [
+            n for n in candidates
+            if n not in self.guards or used.get(n, 0) < self.guards[n].limits.attempts
+        ]  # fmt: skip
+        return fresh or sorted(candidates, key=lambda n: used.get(n, 0))
 
     async def _try_providers(self, message: Message, candidates: list[str]) -> None:
         attempt = message
-        for i, name in enumerate(candidates):
+        tried: str | None = None
+        open_circuits: list[str] = []
+        for name in candidates:
             # a failover is another hand-off: re-check it (handle() checked the first)
-            if i > 0 and await self._stopped_at_handoff(attempt):
+            if tried is not None and await self._stopped_at_handoff(attempt):
                 return
-            now = self.clock.now()
-            lease = now + timedelta(seconds=self.settings.lease_seconds)
-            await self._audit("sending", attempt, provider=name)
-            attempt = await self.store.begin_attempt(message.id, name, now, self.owner, lease)
-            result = await self._call(name, attempt)
+            guard = self.guards.get(name)
+            if guard is not None and not guard.circuit.allow():
+                open_circuits.append(name)
+                continue
+            tried = name
+            try:
+                async with guard.slot() if guard is not None else contextlib.nullcontext():
+                    now = self.clock.now()
+                    lease = now + timedelta(seconds=self.settings.lease_seconds)
+                    await self._audit("sending", attempt, provider=name)
+                    attempt = await self.store.begin_attempt(
+                        message.id, name, now, self.owner, lease
+                    )
+                    result = await self._call(name, attempt)
+            except BaseException:  # no outcome to report (store, audit, cancelled)
+                if guard is not None:
+                    guard.circuit.release()
+                raise
+            if guard is not None:
+                guard.circuit.record(result is not None and result.outcome in HEALTHY)
             if result is None:  # outcome unknown: ask before anything is resent
                 if await self._resolve_ambiguous(attempt, name):
                     await self._retry_later(
@@ -229,19 +279,23 @@ class Dispatcher:
             if result.outcome is not Outcome.SWITCH_PROVIDER:
                 await self._retry_later(attempt, name, result)
                 return
-        await self._retry_later(
-            attempt, candidates[-1], SendResult(Outcome.RETRY, code="all_switched")
-        )
+        if tried is None:
+            await self._wait_for_circuits(attempt, open_circuits)
+            return
+        await self._retry_later(attempt, tried, SendResult(Outcome.RETRY, code="all_switched"))
+
+    async def _wait_for_circuits(self, message: Message, names: list[str]) -> None:
+        """Every carrier's circuit is open: no attempt; come back when one half-opens."""
+        delay = min(self.guards[n].circuit.reopens_in() for n in names)
+        now = self.clock.now()
+        await self.store.transition(
+            message.id, Status.QUEUED, now, detail=f"circuit open: {', '.join(names)}",
+            due_at=now + timedelta(seconds=max(delay, self.settings.poll_interval)),
+        )  # fmt: skip
 
     async def _call(self, name: str, message: Message) -> SendResult | None:
         provider = self.providers[name]
-        sms = OutboundSms(
-            message_id=message.id,
-            to=message.to,
-            body=message.body,
-            purpose=message.purpose,
-            client_id=message.client_id,
-        )
+        sms = outbound_sms(self.templates, name, message)
         started = time.perf_counter()
         result_label = "ambiguous"
         try:
@@ -267,16 +321,23 @@ class Dispatcher:
         answer: StatusResult | None = None
         if provider is not None and provider.capabilities.status_query:
             try:
-                answer = await asyncio.wait_for(
-                    provider.query_status(message.id, message.provider_message_id),
-                    self.settings.provider_timeout,
-                )
+                if isinstance(provider, DetailedStatusQuery):
+                    query = provider.query_sms_status(
+                        outbound_sms(self.templates, name, message), message.provider_message_id,
+                        message.updated_at,
+                    )  # fmt: skip
+                else:
+                    query = provider.query_status(message.id, message.provider_message_id)
+                answer = await asyncio.wait_for(query, self.settings.provider_timeout)
             except (ProviderError, TimeoutError, OSError):
                 # Still unknown. Requeueing would resend blindly: leave it
                 # ``sending``; when its lease runs out the next claim asks again.
                 log.warning("status query failed; will ask again", extra={"provider": name})
                 return False
         state = None if answer is None else answer.state
+        guard = self.guards.get(name)
+        if state is None and guard is not None and guard.limits.retry_ambiguous:
+            state = DeliveryState.NOT_FOUND  # the operator says resending is safe here
         if state is None:
             await self._finish(message, Status.FAILED, "ambiguous_timeout")
             return False
@@ -310,6 +371,10 @@ class Dispatcher:
         if result.retry_after:
             delay = max(delay, result.retry_after)
         due = self.clock.now() + timedelta(seconds=delay)
+        if due >= message.expires_at:
+            detail = f"time-to-live passes before the next attempt ({result.code})"
+            await self._finish(message, Status.EXPIRED, detail)
+            return
         await self.store.transition(
             message.id, Status.QUEUED, self.clock.now(), detail=f"retry: {name} said {result.code}",
             due_at=due,
@@ -325,11 +390,16 @@ class Dispatcher:
         provider_id: str | None = None,
     ) -> None:
         await self._audit(str(status), message, detail=detail)
-        await self.store.transition(
+        updated = await self.store.transition(
             message.id, status, self.clock.now(), detail=detail, due_at=due_at,
             provider_message_id=provider_id,
         )  # fmt: skip
         self.metrics.dispatched.labels(str(status)).inc()
+        if self.on_status is not None:
+            try:
+                await self.on_status(updated)
+            except Exception:  # a listener must never undo or stall a dispatch
+                log.exception("status listener failed")
 
     async def _audit(
         self,

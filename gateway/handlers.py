@@ -8,8 +8,19 @@ from typing import Any
 from aiohttp import web
 
 from gateway.accept import accepted_body
-from gateway.appkeys import ACCEPTOR, AUDIT, CLOCK, DISPATCHER, METRICS, PROVIDERS, SETTINGS, STORE
+from gateway.appkeys import (
+    ACCEPTOR,
+    AUDIT,
+    CLOCK,
+    CONTACT,
+    DISPATCHER,
+    METRICS,
+    PROVIDERS,
+    SETTINGS,
+    STORE,
+)
 from gateway.auth import authenticate, require_scope
+from gateway.carriage import check_callback, check_carriable
 from gateway.clock import rfc3339
 from gateway.errors import (
     Conflict,
@@ -26,6 +37,7 @@ from gateway.logs import message_id as message_id_var
 from gateway.models import CANCELLABLE, ApiKey, Message, Status
 from gateway.openapi import openapi_document
 from gateway.schemas import parse_json, parse_send_request, request_hash
+from providers.base import Provider
 
 routes = web.RouteTableDef()
 JSON = "application/json"
@@ -88,6 +100,9 @@ async def send_message(request: web.Request) -> web.Response:
         templates=settings.templates,
         max_text_chars=settings.messages.max_text_chars,
     )
+    providers: dict[str, Provider] = request.app[PROVIDERS]
+    check_carriable(settings, providers, send, key.client_id)  # else 422 /unroutable
+    check_callback(settings, send)
     store = request.app[STORE]
     try:
         client = await store.get_client(key.client_id)
@@ -168,6 +183,8 @@ async def cancel_message(request: web.Request) -> web.Response:
         )
     except TransitionError:
         raise Conflict("the message moved on and can no longer be cancelled") from None
+    if (contact := request.app[CONTACT]) is not None:
+        await contact.release(updated)  # a cancelled message gives its caps back
     return json_response(message_view(updated))
 
 
@@ -186,6 +203,9 @@ async def readyz(request: web.Request) -> web.Response:
     if not await request.app[AUDIT].probe():
         reasons.append("audit log unwritable")
     providers = {name: {"type": type(p).__name__} for name, p in request.app[PROVIDERS].items()}
+    if (dispatcher := request.app[DISPATCHER]) is not None:  # circuit breakers, by provider
+        for name, guard in dispatcher.guards.items():
+            providers.get(name, {})["circuit"] = str(guard.circuit.state)
     body = {"status": "ready" if not reasons else "unavailable", "reasons": reasons,
             "providers": providers}  # fmt: skip
     return json_response(body, status=503 if reasons else 200)

@@ -184,6 +184,9 @@ class Message:
     provider_message_id: str | None = None
     attempts: int = 0
     events: tuple[Event, ...] = field(default=())
+    # a template message: its lendsms template id and placeholder values (sealed at rest)
+    template: str | None = None
+    params: Mapping[str, str] | None = None
 
     def __repr__(self) -> str:  # never a number or a body
         return f"Message(id={self.id!r}, status={self.status!r}, purpose={self.purpose!r})"

@@ -6,13 +6,15 @@ from typing import Any
 
 from config.settings import PURPOSES, Settings
 from gateway import __version__
+from gateway.callbacks import CALLBACK_PATHS
 from gateway.errors import PROBLEM_BASE
 from gateway.models import Status
+from gateway.policy.api_doc import contact_paths
 
 _PROBLEM_TYPES = [
     "invalid", "unauthorized", "forbidden", "not-found", "conflict", "idempotency-conflict",
     "blocked", "cap-exceeded", "rate-limited", "payload-too-large", "unsupported-media-type",
-    "unavailable", "method-not-allowed", "internal",
+    "unavailable", "method-not-allowed", "internal", "unroutable",
 ]  # fmt: skip
 
 
@@ -71,6 +73,9 @@ _SEND_REQUEST = {
             "type": "string",
             "enum": ["borrower", "contact"],
             "default": "borrower",
+            "description": "who receives the SMS: the borrower, or a contact (an emergency "
+            "contact, not the debtor). To a contact any debt wording or money figure is "
+            "blocked (422): only a locate message (please ask X to call us) may reach them.",
         },
         "reference": {"type": "string", "minLength": 1, "maxLength": 256},
         "scheduled_at": {"type": "string", "format": "date-time"},
@@ -160,7 +165,11 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
         "409": _problem("Idempotency-Key reused with a different body"),
         "413": _problem(f"body over {limit} bytes"),
         "415": _problem("Content-Type is not application/json"),
-        "422": _problem("blocked by policy; the body carries id, status and findings"),
+        "422": _problem(
+            "blocked by policy (the body carries id, status and findings), or"
+            " /unroutable: no route's providers can carry it (free text to"
+            " template-only providers, a template without their code)"
+        ),
         "429": _problem("over a contact cap or the client's throughput limit (Retry-After)"),
         **_AUTH_ERRORS,
     }
@@ -219,5 +228,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                                                        "content": {"text/plain": {}}}}}},
             "/openapi.json": {"get": {"operationId": "openapi", "security": [],
                                       "responses": {"200": {"description": "this document"}}}},
+            **contact_paths(),
+            **CALLBACK_PATHS,
         },
     }  # fmt: skip

@@ -39,6 +39,7 @@ class Draft:
     normalized: Normalized | None = None  # matching form of the submitted text
     segments: SegmentCount | None = None
     compensations: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    message_id: str = ""  # the id the message will have: what a cap reservation is named after
 
     async def compensate(self) -> None:
         """Give back what stages reserved, newest first."""
@@ -96,8 +97,13 @@ class SegmentStage:
         return NOTHING
 
 
-def default_stages() -> list[Stage]:
-    return [NormalizeStage(), ScheduleStage(), SegmentStage()]
+def default_stages(policy: Sequence[Stage] = ()) -> list[Stage]:
+    """``policy``: the contact-policy stages (gateway.policy), which need the
+    app's stores: opt-outs and consent, quiet hours, caps (reserved last)."""
+    from gateway.stages.content import ContentStage  # here: they import this module
+    from gateway.stages.pii import PiiStage
+
+    return [NormalizeStage(), PiiStage(), ContentStage(), ScheduleStage(), *policy, SegmentStage()]
 
 
 class Pipeline:

@@ -58,6 +58,8 @@ class SendRequest:
     reference: str | None = None
     scheduled_at: datetime | None = None
     callback_url: str | None = None
+    # what the template declares about itself (settings); free text: nothing
+    attests: frozenset[str] = frozenset()
 
     def __repr__(self) -> str:
         return f"SendRequest(purpose={self.purpose!r}, region={self.region!r})"
@@ -247,6 +249,7 @@ def parse_send_request(
 
     text = template_id = None
     params: dict[str, str] = {}
+    attests: frozenset[str] = frozenset()
     if ("text" in data) == ("template" in data):
         errors.add("text", "give either text or template (with params), not both or neither")
     elif "text" in data:
@@ -264,6 +267,7 @@ def parse_send_request(
                 if purpose in PURPOSES and tpl.purpose != purpose:
                     errors.add("purpose", f"template {template_id} is for {tpl.purpose}")
                 text = _render(tpl, params, errors)
+                attests = tpl.attests
 
     reference = _text_field(data, "reference", errors, max_len=256)
     scheduled_at = _scheduled_at(data.get("scheduled_at"), now, errors)
@@ -284,4 +288,5 @@ def parse_send_request(
         reference=reference,
         scheduled_at=scheduled_at,
         callback_url=callback_url,
+        attests=attests,
     )

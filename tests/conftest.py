@@ -20,6 +20,7 @@ from config.settings import Settings, settings_from_mapping
 from gateway.app import create_app
 from gateway.appkeys import STORE
 from gateway.auth import new_key
+from gateway.clock import Clock
 from gateway.models import Client
 from gateway.pipeline import Stage
 from providers.outbox import read_outbox
@@ -125,10 +126,19 @@ def start_gateway(
     aiohttp_client: Any, make_settings: Callable[..., Settings]
 ) -> Callable[..., Awaitable[Gateway]]:
     async def start(
-        *, dispatch: bool = True, stages: Sequence[Stage] | None = None, **overrides: Any
+        *,
+        dispatch: bool = True,
+        stages: Sequence[Stage] | None = None,
+        contact_policy: bool = False,
+        clock: Clock | None = None,
+        **overrides: Any,
     ) -> Gateway:
+        """``contact_policy``: quiet hours, caps and opt-outs (tests/policy turn
+        them on; tests of other parts run at any hour without them)."""
         settings = make_settings(**overrides)
-        app = create_app(settings, dispatch=dispatch, stages=stages)
+        app = create_app(
+            settings, dispatch=dispatch, stages=stages, contact_policy=contact_policy, clock=clock
+        )
         client = await aiohttp_client(app)
         return Gateway(client, settings)
 

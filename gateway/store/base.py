@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from gateway.models import ApiKey, Client, Message, Status
+from gateway.store.delivery import DeliveryStore
 
 
 class ClaimState(enum.Enum):
@@ -50,7 +51,70 @@ class StoredKey:
     secret_hash: str
 
 
-class Store(Protocol):
+@dataclass(frozen=True, slots=True)
+class AuditChain:
+    """One audit chain (a gateway process, or a CLI process that writes) as the
+    registry in the store knows it."""
+
+    instance: str
+    kind: str  # "gateway" | "cli"
+    host: str
+    pid: int
+    started_at: datetime
+    closed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditDataKey:
+    """An audit data key, wrapped under the key-encryption key. ``generation``
+    is the rotation key id it belongs to (its own id for a rotation key);
+    ``owner`` the blind-index hash of (client, borrower) for a per-borrower
+    key. ``wrapped`` is None once the key was destroyed (crypto-shredding)."""
+
+    key_id: str
+    generation: str
+    owner: str | None
+    wrapped: str | None
+    created_at: datetime
+    destroyed_at: datetime | None = None
+
+
+class AuditStore(Protocol):
+    """What the audit log keeps in the store: the chain registry, copies of the
+    signed checkpoints, and the wrapped data keys."""
+
+    async def register_audit_chain(self, chain: AuditChain) -> None:
+        """Insert, or mark an instance that starts again as open."""
+
+    async def close_audit_chain(self, instance: str, when: datetime) -> None: ...
+
+    async def list_audit_chains(self) -> Sequence[AuditChain]: ...
+
+    async def add_audit_checkpoint(self, instance: str, seq: int, line: str) -> None:
+        """Keep a signed checkpoint line (JSON); adding the same line twice is a no-op."""
+
+    async def list_audit_checkpoints(self) -> Sequence[str]: ...
+
+    async def add_audit_key(self, key: AuditDataKey) -> AuditDataKey:
+        """Insert a generation key (no owner); if its id exists, return that one."""
+
+    async def get_audit_key(self, key_id: str) -> AuditDataKey | None: ...
+
+    async def current_audit_generation(self) -> AuditDataKey | None:
+        """The newest rotation key (owner None), or None before the first."""
+
+    async def owner_keys(self, generation: str, owners: Sequence[str]) -> dict[str, AuditDataKey]:
+        """The live (not destroyed) keys of these owners in that generation, by owner."""
+
+    async def add_owner_keys(self, keys: Sequence[AuditDataKey]) -> dict[str, AuditDataKey]:
+        """Insert per-owner keys in one transaction; an owner that already has a
+        live key in that generation keeps it. The live key of each owner."""
+
+    async def destroy_owner_keys(self, owner: str, when: datetime) -> list[str]:
+        """Forget every key of ``owner`` (all generations); the ids destroyed now."""
+
+
+class Store(AuditStore, DeliveryStore, Protocol):
     async def open(self) -> None: ...
 
     async def close(self) -> None: ...

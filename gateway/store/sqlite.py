@@ -37,6 +37,9 @@ from gateway.store.base import (
     QueueItem,
     StoredKey,
 )
+from gateway.store.sqlite_audit import AUDIT_SCHEMA, SqliteAuditTables
+from gateway.store.sqlite_delivery import DELIVERY_SCHEMA, SqliteDeliveryTables
+from gateway.store.sqlite_group import SqliteGroupCommit
 
 T = TypeVar("T")
 
@@ -118,7 +121,10 @@ CREATE TABLE IF NOT EXISTS idempotency (
 );
 """
 
-SEALED_FIELDS = ("to", "to_masked", "text", "body", "borrower_id", "reference", "callback_url")
+SEALED_FIELDS = (
+    "to", "to_masked", "text", "body", "borrower_id", "reference", "callback_url", "template",
+    "params",
+)  # fmt: skip
 
 
 def _ts(when: datetime | None) -> float | None:
@@ -129,7 +135,7 @@ def _dt(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, UTC)
 
 
-class SqliteStore:
+class SqliteStore(SqliteGroupCommit, SqliteAuditTables, SqliteDeliveryTables):
     def __init__(self, path: Path, cipher: FieldCipher, index: BlindIndex) -> None:
         self.path = path
         self.cipher = cipher
@@ -142,8 +148,7 @@ class SqliteStore:
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._closed:  # the executor is shut down: it would raise RuntimeError
             raise StoreUnavailable("store is closed")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._call, fn)
+        return await self._grouped(self._call, fn)  # type: ignore[no-any-return]
 
     def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._db is None:
@@ -163,6 +168,8 @@ class SqliteStore:
         db.execute("PRAGMA foreign_keys=ON")
         db.execute("PRAGMA busy_timeout=10000")
         db.executescript(SCHEMA)
+        db.executescript(AUDIT_SCHEMA)
+        db.executescript(DELIVERY_SCHEMA)
         self._db = db
         self.path.chmod(0o600)
 
@@ -188,6 +195,16 @@ class SqliteStore:
 
     @staticmethod
     def _tx(db: sqlite3.Connection, body: Callable[[], T]) -> T:
+        if db.in_transaction:  # inside a group commit (sqlite_group): a savepoint
+            db.execute("SAVEPOINT tx")
+            try:
+                result = body()
+            except BaseException:
+                db.execute("ROLLBACK TO tx")
+                db.execute("RELEASE tx")
+                raise
+            db.execute("RELEASE tx")
+            return result
         db.execute("BEGIN IMMEDIATE")
         try:
             result = body()
@@ -352,6 +369,7 @@ class SqliteStore:
     # -- messages -------------------------------------------------------------
     def _seal_message(self, m: Message) -> str:
         fields = {name: getattr(m, name) for name in SEALED_FIELDS}
+        fields["params"] = None if m.params is None else dict(m.params)
         return self.cipher.seal_json(fields, aad=f"msg:{m.id}".encode())
 
     async def commit_acceptance(
