@@ -126,7 +126,7 @@ class KeySettings:
 @dataclass(frozen=True, slots=True)
 class DispatchSettings:
     enabled: bool = True
-    workers: int = 4
+    workers: int = 64
     max_attempts: int = 5
     backoff_base: float = 1.0
     backoff_max: float = 300.0
