@@ -5,6 +5,9 @@ audit record."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,6 +19,10 @@ from gateway.cli import CliError
 from gateway.cli_audit import WithConfig, actor, run_audited
 from gateway.clock import rfc3339
 from gateway.crypto import BlindIndex
+from gateway.errors import StoreUnavailable
+from gateway.policy.service import open_backend
+from gateway.store.base import BorrowerErasure
+from gateway.store.sqlite_erase import ERASED_DETAIL
 
 # --------------------------------------------------------------- rotate-audit
 
@@ -77,17 +84,53 @@ def cmd_erase(args: argparse.Namespace) -> int:
 
     async def run(store: Any, audit: AuditWriter) -> int:
         destroyed = await open_keyring(settings, store).erase(owner)
+        done: BorrowerErasure = await store.erase_borrower(args.client, owner, datetime.now(UTC))
+        who = actor()
+        for message_id in done.cancelled:  # moved by the store, recorded like any cancel
+            await audit.append(
+                "cancelled", message_id=message_id,
+                clear={"client": args.client, "actor": who, "detail": ERASED_DETAIL},
+            )  # fmt: skip
         await audit.append(
             "audit_erased",
             message_id=None,
-            clear={"actor": actor(), "client": args.client, "borrower_hash": owner,
-                   "keys": ",".join(sorted(destroyed)) or None},
+            clear={"actor": who, "client": args.client, "borrower_hash": owner,
+                   "keys": ",".join(sorted(destroyed)) or None,
+                   "messages": len(done.messages), "cancelled": len(done.cancelled),
+                   "answers": done.answers},
         )  # fmt: skip
+        released = await _release_caps(settings, args.client, done.cancelled)
         print(f"erased {len(destroyed)} audit keys of a borrower of client {args.client}; "
               "their sealed fields now read as erased")  # fmt: skip
+        print(f"erased {len(done.messages)} stored messages ({len(done.cancelled)} not yet sent "
+              f"now cancelled) and {done.answers} stored idempotency answers")  # fmt: skip
+        if done.cancelled and not released:
+            print("note: the contact-policy store did not answer; the cancelled messages' "
+                  "cap reservations lapse with their windows", file=sys.stderr)  # fmt: skip
+        if not done.flushed:
+            print("note: a running gateway holds the store's write-ahead log; the old pages "
+                  "are overwritten at its next checkpoint", file=sys.stderr)  # fmt: skip
         return 0
 
     return run_audited(settings, run)
+
+
+async def _release_caps(settings: Any, client: str, message_ids: Sequence[str]) -> bool:
+    """Give the cap reservations of messages that will never be sent back (as a
+    client's cancel does). False when the contact-policy store did not answer."""
+    if not message_ids:
+        return True
+    backend = open_backend(settings.policy)
+    try:
+        await backend.open()
+        for message_id in message_ids:
+            await backend.release(client, message_id)
+    except StoreUnavailable:  # PolicyUnavailable: over-counting until the window passes
+        return False
+    finally:
+        with contextlib.suppress(StoreUnavailable):
+            await backend.close()
+    return True
 
 
 # --------------------------------------------------------------------- parser
@@ -122,9 +165,11 @@ def add_erase(asub: Any, with_config: WithConfig) -> None:
     sp = with_config(
         asub.add_parser(
             "erase",
-            help="destroy one borrower's audit keys (crypto-shredding)",
+            help="erase one borrower: audit keys (crypto-shredding) and stored messages",
             description="For a deletion request (PIPL, GDPR): the borrower's sealed audit "
-            "fields become unreadable for good; the chain and verify are unaffected.",
+            "fields become unreadable for good (the chain and verify are unaffected); their "
+            "stored messages and idempotency answers read [erased], and those not yet sent "
+            "are cancelled.",
         )
     )
     sp.add_argument("--client", required=True, help="the client (lender)")

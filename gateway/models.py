@@ -73,6 +73,9 @@ TRANSITIONS: Mapping[Status, frozenset[Status]] = {
 
 CANCELLABLE: frozenset[Status] = frozenset({Status.QUEUED, Status.SCHEDULED, Status.HELD})
 
+# What a personal field of a message reads after ``lendsms audit erase``.
+ERASED = "[erased]"
+
 
 def can_transition(old: Status, new: Status) -> bool:
     return new in TRANSITIONS[old]
@@ -190,3 +193,8 @@ class Message:
 
     def __repr__(self) -> str:  # never a number or a body
         return f"Message(id={self.id!r}, status={self.status!r}, purpose={self.purpose!r})"
+
+    @property
+    def erased(self) -> bool:
+        """Its borrower's data was erased (``to`` is never that when accepted)."""
+        return self.to == ERASED

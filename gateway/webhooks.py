@@ -165,8 +165,8 @@ class WebhookNotifier:
 
     async def notify(self, message: Message) -> None:
         """Queue the message's current status for its callback_url (never blocks)."""
-        if not message.callback_url or self._session is None:
-            return
+        if not message.callback_url or message.erased or self._session is None:
+            return  # an erased message's callback_url is erased too
         if len(self._tasks) >= MAX_PENDING:
             self.counts["dropped"] += 1
             log.warning(

@@ -39,6 +39,7 @@ from gateway.store.base import (
 )
 from gateway.store.sqlite_audit import AUDIT_SCHEMA, SqliteAuditTables
 from gateway.store.sqlite_delivery import DELIVERY_SCHEMA, SqliteDeliveryTables
+from gateway.store.sqlite_erase import SqliteErasure
 from gateway.store.sqlite_group import SqliteGroupCommit
 
 T = TypeVar("T")
@@ -135,7 +136,7 @@ def _dt(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, UTC)
 
 
-class SqliteStore(SqliteGroupCommit, SqliteAuditTables, SqliteDeliveryTables):
+class SqliteStore(SqliteGroupCommit, SqliteAuditTables, SqliteDeliveryTables, SqliteErasure):
     def __init__(self, path: Path, cipher: FieldCipher, index: BlindIndex) -> None:
         self.path = path
         self.cipher = cipher

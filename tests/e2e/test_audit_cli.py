@@ -3,13 +3,16 @@ a deployment written by ``lendsms init``."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import sqlite3
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -409,7 +412,9 @@ def test_erase_shreds_one_borrower_and_verify_still_passes(
 
     lines = deployment.ok("audit", "erase", "--client", "acme", "--borrower", "B-erase")
     assert lines == ["erased 1 audit keys of a borrower of client acme; "
-                     "their sealed fields now read as erased"]  # fmt: skip
+                     "their sealed fields now read as erased",
+                     "erased 1 stored messages (0 not yet sent now cancelled) and 0 stored "
+                     "idempotency answers"]  # fmt: skip
     shown = [json.loads(line) for line in deployment.ok("audit", "show", erased)]
     assert shown[0]["event"] == "accepted" and shown[0]["data"] == "erased"
     assert json.loads(deployment.ok("audit", "show", kept)[0])["data"]["to"] == CN_MOBILE
@@ -422,6 +427,99 @@ def test_erase_shreds_one_borrower_and_verify_still_passes(
     erasures = [r["clear"] for r in records if r["event"] == "audit_erased"]
     assert len(erasures) == 2 and erasures[0]["keys"] and erasures[1]["keys"] is None
     assert all("B-erase" not in json.dumps(r) for r in records)
+
+
+def post_once(port: int, token: str, key: str, body: dict[str, Any]) -> tuple[int, Any]:
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}/v1/messages", data=json.dumps(body).encode(), method="POST",
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}",
+                 "Idempotency-Key": key},
+    )  # fmt: skip
+    with urllib.request.urlopen(req, timeout=5) as resp:  # noqa: S310 (http://127.0.0.1)
+        return resp.status, json.loads(resp.read())
+
+
+def stored_ciphertext(d: Deployment) -> dict[str, str]:
+    """The sealed column of each message and each stored idempotency answer."""
+    uri = f"file:{d.dir / 'var' / 'lendsms.db'}?mode=ro"
+    with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
+        out = {str(r[0]): str(r[1]) for r in db.execute("SELECT id, sealed FROM messages")}
+        for key, response in db.execute("SELECT key, response FROM idempotency"):
+            out[f"idem:{key}"] = str(response)
+    return out
+
+
+def cap_members(d: Deployment) -> set[str]:
+    uri = f"file:{d.dir / 'var' / 'policy.db'}?mode=ro"
+    with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
+        return {str(r[0]) for r in db.execute("SELECT member FROM cap_entries")}
+
+
+def test_erase_scrubs_the_store_and_cancels_what_is_not_sent(
+    deployment: Deployment, served: Served
+) -> None:
+    """Erasing a borrower while the gateway runs: their stored messages and
+    idempotency answers read [erased], the old ciphertext leaves the database
+    files, a message not yet due is cancelled and never sent; the other
+    borrower is untouched, and the audit log still verifies."""
+    token = deployment.create_key("send")
+    sent_id = served.send(token, borrower_id="B-erase", reference="loan-77812")["id"]
+    kept = served.send(token, borrower_id="B-keep", reference="loan-1")["id"]
+    due = datetime.now(UTC) + timedelta(seconds=8)
+    later_body = {"to": CN_MOBILE, "borrower_id": "B-erase", "purpose": "repayment_reminder",
+                  "text": TEXT,
+                  "scheduled_at": due.isoformat(timespec="seconds")}  # fmt: skip
+    status, answer = post_once(served.port, token, "later-1", later_body)
+    assert status == 202 and answer["status"] == "scheduled", answer
+    later = answer["id"]
+    served.wait_sent(sent_id)
+    served.wait_sent(kept)
+    before = stored_ciphertext(deployment)
+    gone = {k: v for k, v in before.items() if k in (sent_id, later, "idem:later-1")}
+    assert len(gone) == 3
+    assert later in cap_members(deployment)  # a repayment reminder holds a cap reservation
+
+    lines = deployment.ok("audit", "erase", "--client", "acme", "--borrower", "B-erase")
+    assert datetime.now(UTC) < due, "the erase took too long for this test"
+    assert lines[1] == ("erased 2 stored messages (1 not yet sent now cancelled) and 1 stored "
+                        "idempotency answers")  # fmt: skip
+
+    assert later not in cap_members(deployment)  # given back, as a client's cancel does
+    after = stored_ciphertext(deployment)
+    assert all(after[k] != v for k, v in gone.items())
+    assert after[kept] == before[kept]
+    var = deployment.dir / "var"
+    raw = b"".join(p.read_bytes() for p in (var / "lendsms.db", var / "lendsms.db-wal")
+                   if p.exists())  # fmt: skip
+    for token_text in gone.values():
+        assert token_text.encode() not in raw, "old ciphertext is still in the database files"
+
+    url = f"http://127.0.0.1:{served.port}/v1/messages"
+    for message_id in (sent_id, later):
+        status, view = request(f"{url}/{message_id}", token=token)
+        assert status == 200
+        assert (view["to_masked"], view["body"]) == ("[erased]", "[erased]")
+    view = request(f"{url}/{sent_id}", token=token)[1]
+    assert view["status"] == "sent" and view["reference"] == "[erased]"
+    assert request(f"{url}/{later}", token=token)[1]["reference"] is None  # it had none
+    status, view = request(f"{url}/{kept}", token=token)
+    assert view["body"] == TEXT and view["reference"] == "loan-1" and "*" in view["to_masked"]
+    replayed = post_once(served.port, token, "later-1", later_body)[1]
+    assert replayed["id"] == later and replayed["body"] == "[erased]"
+
+    # past its due time: the dispatcher has had it and never sent it
+    while datetime.now(UTC) < due + timedelta(seconds=3):
+        time.sleep(0.2)
+    view = request(f"{url}/{later}", token=token)[1]
+    assert view["status"] == "cancelled" and view["events"][-1]["detail"] == "erased"
+    assert outbox_line(deployment.dir / "var" / "outbox.jsonl", later) is None
+    served.stop()
+
+    assert deployment.ok("audit", "verify")[0].startswith("ok: ")
+    shown = [json.loads(line) for line in deployment.ok("audit", "show", later)]
+    assert shown[0]["event"] == "accepted" and shown[0]["data"] == "erased"
+    assert shown[-1]["event"] == "cancelled" and shown[-1]["clear"]["detail"] == "erased"
+    assert json.loads(deployment.ok("audit", "show", kept)[0])["data"]["to"] == CN_MOBILE
 
 
 def test_the_next_gateway_closes_the_chain_of_a_crashed_one(deployment: Deployment) -> None:

@@ -946,3 +946,61 @@ async def test_stop_after_the_grace_leaves_the_attempt_to_be_resolved(rig: Rig) 
     got = await rig.get(m.id)
     assert got.status is Status.SENT and got.provider_message_id == "pm-late"
     assert len(p1.sent) == 1
+
+
+# -- erased borrowers (lendsms audit erase) ----------------------------------------
+
+
+async def erase(rig: Rig, borrower: str = "b-1") -> None:
+    await rig.store.erase_borrower(
+        "acme", rig.store.index.borrower("acme", borrower), rig.clock.now()
+    )
+
+
+async def test_a_message_erased_after_its_claim_is_not_sent(rig: Rig) -> None:
+    p1 = ScriptedProvider("p1")
+    d = rig.dispatcher(p1)
+    m = await rig.accept()
+    item = await rig.claim_one(m.id)
+    await erase(rig)  # cancels it: the queued message never reaches a provider
+
+    await d.handle(item)
+
+    got = await rig.get(m.id)
+    assert got.status is Status.CANCELLED and got.events[-1].detail == "erased"
+    assert got.erased and p1.sent == [] and rig.due_at(m.id) is None
+
+
+async def test_an_interrupted_erased_message_is_cancelled_not_queried(rig: Rig) -> None:
+    p1 = ScriptedProvider("p1", status_query=True)  # no scripts: any call fails the test
+    d = rig.dispatcher(p1)
+    m = await interrupted(rig)
+    await erase(rig)  # a sending message keeps its status: a provider may have it
+
+    await d.handle(await rig.claim_one(m.id))
+
+    got = await rig.get(m.id)
+    assert got.status is Status.CANCELLED and got.events[-1].detail == "erased"
+    assert p1.sent == [] and p1.queries == []
+    assert rig.audit_events(m.id) == ["cancelled"]
+
+
+async def test_an_erase_during_a_failover_stops_the_next_hand_off(rig: Rig) -> None:
+    gate = Gate(SendResult(Outcome.SWITCH_PROVIDER, code="no_capacity"))
+    p1 = ScriptedProvider("p1", [gate])
+    p2 = ScriptedProvider("p2", [sent()])
+    d = rig.dispatcher(p1, p2, provider_timeout=30.0)
+    m = await rig.accept()
+    handling = asyncio.create_task(d.handle(await rig.claim_one(m.id)))
+    other = await rig.accept(borrower_id="b-2")
+    await asyncio.wait_for(gate.entered.wait(), 10)
+    await erase(rig)
+    gate.opened.set()
+    await asyncio.wait_for(handling, 10)
+
+    got = await rig.get(m.id)
+    assert got.status is Status.CANCELLED and got.events[-1].detail == "erased"
+    assert [s.message_id for s in p1.sent] == [m.id] and p2.sent == []
+    assert rig.audit_events(m.id) == ["sending", "sending", "cancelled"]
+    kept = await rig.get(other.id)
+    assert kept.status is Status.QUEUED and kept.to == PHONE and kept.body == BODY
