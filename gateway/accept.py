@@ -24,6 +24,7 @@ from gateway.audit_records import decision_entry
 from gateway.clock import Clock, rfc3339
 from gateway.errors import (
     Blocked,
+    CapExceeded,
     IdempotencyConflict,
     Problem,
     StoreUnavailable,
@@ -167,8 +168,12 @@ class Acceptor:
         )
         try:
             await self.pipeline.run(draft)
-        except BaseException:
+        except BaseException as exc:
             await asyncio.shield(draft.compensate())
+            if isinstance(exc, CapExceeded):
+                rule = str(exc.extra.get("rule", "unknown"))
+                self.metrics.cap_rejections.labels(rule).inc()
+                self.metrics.messages.labels(client.id, request.purpose, "capped").inc()
             raise
         message = self._message(draft, now)
         status_code = 422 if message.status is Status.BLOCKED else 202
@@ -185,6 +190,7 @@ class Acceptor:
         # audit -> commit must complete together even if the client goes away
         await asyncio.shield(self._make_durable(draft, message, key, record))
         self.metrics.messages.labels(client.id, request.purpose, str(message.status)).inc()
+        self.metrics.count_findings(message.findings)
         return Answer(status_code, body, message_id=message.id)
 
     def _message(self, draft: Draft, now: datetime) -> Message:
@@ -258,21 +264,15 @@ class Acceptor:
             await draft.compensate()
 
     async def _audit(self, message: Message, key: ApiKey) -> None:
-        started = time.perf_counter()
-        try:
-            entry = decision_entry(message, key.id, self.audit.index)
-            await self.audit.append(
-                "accepted",
-                message_id=message.id,
-                clear=entry.clear,
-                sealed=entry.sealed,
-                owner=entry.owner,
-            )
-        except AuditUnavailable:
-            self.metrics.audit_failures.inc()
-            raise
-        finally:
-            self.metrics.audit_duration.observe(time.perf_counter() - started)
+        # the writer's on_append hook times every append and counts failures
+        entry = decision_entry(message, key.id, self.audit.index)
+        await self.audit.append(
+            "accepted",
+            message_id=message.id,
+            clear=entry.clear,
+            sealed=entry.sealed,
+            owner=entry.owner,
+        )
 
     async def _compensating_record(self, message: Message, reason: str) -> None:
         try:
@@ -282,7 +282,6 @@ class Acceptor:
                 clear={"client": message.client_id, "reason": reason},
             )
         except AuditUnavailable:
-            self.metrics.audit_failures.inc()
             log.error("compensating audit record failed", extra={"reason": reason})
 
 

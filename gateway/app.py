@@ -128,6 +128,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _audit_ctx(app: web.Application) -> AsyncIterator[None]:
     audit = open_audit(app[SETTINGS], app[INSTANCE_ID], app[STORE], clock=app[CLOCK])
+    audit.on_append = app[METRICS].observe_audit
     await audit.start()
     await recover_crashed_chains(app[SETTINGS], app[STORE], app[INSTANCE_ID], app[CLOCK])
     app[AUDIT] = audit

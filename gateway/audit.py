@@ -36,7 +36,8 @@ import asyncio
 import errno
 import logging
 import re
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -142,6 +143,8 @@ class AuditWriter:
         self._pending: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
         self._reopen_lock = asyncio.Lock()
+        # told (seconds, ok) after each append: the gateway's audit metrics
+        self.on_append: Callable[[float, bool], None] | None = None
 
     @property
     def healthy(self) -> bool:
@@ -252,6 +255,25 @@ class AuditWriter:
 
         Raises :class:`AuditUnavailable` when it cannot be made durable. If the
         caller is cancelled while waiting, the record is written all the same."""
+        started = time.perf_counter()
+        try:
+            seq = await self._append(event, message_id, clear, sealed, owner)
+        except AuditUnavailable:
+            if self.on_append is not None:
+                self.on_append(time.perf_counter() - started, False)
+            raise
+        if self.on_append is not None:
+            self.on_append(time.perf_counter() - started, True)
+        return seq
+
+    async def _append(
+        self,
+        event: str,
+        message_id: str | None,
+        clear: Mapping[str, str | int | None] | None,
+        sealed: Mapping[str, Any] | None,
+        owner: str | None,
+    ) -> int:
         if self._state == "failed":
             await self.probe()
         cipher = self._cipher

@@ -22,7 +22,16 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.appkeys import AUDIT, CLOCK, INBOUND_HANDLERS, PROVIDERS, SETTINGS, STORE, WEBHOOKS
+from gateway.appkeys import (
+    AUDIT,
+    CLOCK,
+    INBOUND_HANDLERS,
+    METRICS,
+    PROVIDERS,
+    SETTINGS,
+    STORE,
+    WEBHOOKS,
+)
 from gateway.audit import AuditUnavailable
 from gateway.errors import (
     Forbidden,
@@ -189,6 +198,7 @@ async def apply_receipt(app: web.Application, provider: str, receipt: Receipt) -
         )  # fmt: skip
     except TransitionError:
         return await app[STORE].get_message(message.id)
+    app[METRICS].deliveries.labels(provider, str(new)).inc()
     if WEBHOOKS in app:
         await app[WEBHOOKS].notify(updated)
     return updated

@@ -179,6 +179,8 @@ class Dispatcher:
         message = await self.store.get_message(item.message_id)
         if message is None or message.status not in SENDABLE:
             return
+        if await self._stopped_as_erased(message):
+            return
         if message.status is Status.SENDING and not await self._resolve_interrupted(message):
             return
         if await self._stopped_at_handoff(message):
@@ -195,6 +197,14 @@ class Dispatcher:
             await self._finish(message, Status.FAILED, "no provider on the route can carry it")
             return
         await self._try_providers(message, await self._within_budget(message, candidates))
+
+    async def _stopped_as_erased(self, message: Message) -> bool:
+        """Its borrower was erased (``lendsms audit erase``): there is nothing left
+        to send, nor to ask a provider about. Cancelled; True when so."""
+        if not message.erased:
+            return False
+        await self._finish(message, Status.CANCELLED, "erased")
+        return True
 
     async def _stopped_at_handoff(self, message: Message) -> bool:
         """The re-checks run immediately before each hand-off (DESIGN.md): the
@@ -252,11 +262,17 @@ class Dispatcher:
                     attempt = await self.store.begin_attempt(
                         message.id, name, now, self.owner, lease
                     )
-                    result = await self._call(name, attempt)
+                    # erased since handle() read it (e.g. during a failover): no call
+                    result = None if attempt.erased else await self._call(name, attempt)
             except BaseException:  # no outcome to report (store, audit, cancelled)
                 if guard is not None:
                     guard.circuit.release()
                 raise
+            if attempt.erased:
+                if guard is not None:
+                    guard.circuit.release()
+                await self._stopped_as_erased(attempt)
+                return
             if guard is not None:
                 guard.circuit.record(result is not None and result.outcome in HEALTHY)
             if result is None:  # outcome unknown: ask before anything is resent
@@ -357,6 +373,8 @@ class Dispatcher:
             f"confirmed by {name} status query",
             provider_id=None if answer is None else answer.provider_message_id,
         )
+        if final is not Status.SENT:
+            self.metrics.deliveries.labels(name, str(final)).inc()
         return False
 
     async def _retry_later(self, message: Message, name: str, result: SendResult) -> None:

@@ -38,6 +38,7 @@ from gateway.models import CANCELLABLE, ApiKey, Message, Status
 from gateway.openapi import openapi_document
 from gateway.schemas import parse_json, parse_send_request, request_hash
 from providers.base import Provider
+from providers.circuit import CircuitState
 
 routes = web.RouteTableDef()
 JSON = "application/json"
@@ -193,15 +194,22 @@ async def healthz(request: web.Request) -> web.Response:
     return json_response({"status": "ok"})
 
 
-@routes.get("/readyz")
-async def readyz(request: web.Request) -> web.Response:
+async def _unready_reasons(app: web.Application) -> list[str]:
+    """Why the gateway cannot take messages (empty: ready). Providers are not
+    asked: the durable queue absorbs their outages."""
     reasons = []
     try:
-        await request.app[STORE].ping()
+        await app[STORE].ping()
     except StoreUnavailable:
         reasons.append("store unavailable")
-    if not await request.app[AUDIT].probe():
+    if not await app[AUDIT].probe():
         reasons.append("audit log unwritable")
+    return reasons
+
+
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    reasons = await _unready_reasons(request.app)
     providers = {name: {"type": type(p).__name__} for name, p in request.app[PROVIDERS].items()}
     if (dispatcher := request.app[DISPATCHER]) is not None:  # circuit breakers, by provider
         for name, guard in dispatcher.guards.items():
@@ -211,10 +219,32 @@ async def readyz(request: web.Request) -> web.Response:
     return json_response(body, status=503 if reasons else 200)
 
 
+async def _scrape_time_gauges(app: web.Application) -> None:
+    """The gauges read at scrape time: readiness (as /readyz), queue depth and
+    age from the store (two queries over the queue table), circuit states."""
+    m = app[METRICS]
+    if (dispatcher := app[DISPATCHER]) is not None:
+        m.set_circuits(
+            {n: g.circuit.state is CircuitState.OPEN for n, g in dispatcher.guards.items()}
+        )
+    store = app.get(STORE)
+    if store is None or AUDIT not in app:
+        return
+    m.ready.set(0 if await _unready_reasons(app) else 1)
+    now = app[CLOCK].now()
+    try:
+        depth = await store.queue_depth()
+        oldest = await store.oldest_due(now)
+    except StoreUnavailable:
+        return  # /readyz reports it; the gauges keep their last values
+    m.set_queue(depth, oldest, now)
+
+
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+    await _scrape_time_gauges(request.app)
     payload = generate_latest(request.app[METRICS].registry)
     response = web.Response(body=payload)
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST

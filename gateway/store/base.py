@@ -46,6 +46,20 @@ class QueueItem:
 
 
 @dataclass(frozen=True, slots=True)
+class BorrowerErasure:
+    """What :meth:`Store.erase_borrower` did: the messages whose personal fields
+    now read as erased, those of them it moved to ``cancelled`` (they had not
+    reached a provider), how many stored idempotency answers it scrubbed, and
+    whether the write-ahead log was emptied too (False: a reader held it; the
+    old pages go at the next checkpoint)."""
+
+    messages: tuple[str, ...]
+    cancelled: tuple[str, ...]
+    answers: int
+    flushed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class StoredKey:
     key: ApiKey
     secret_hash: str
@@ -185,3 +199,18 @@ class Store(AuditStore, DeliveryStore, Protocol):
     async def last_attempt_provider(self, message_id: str) -> str | None: ...
 
     async def queue_depth(self) -> dict[str, int]: ...
+
+    async def oldest_due(self, now: datetime) -> datetime | None:
+        """The earliest due time among queued or scheduled messages that are
+        due at ``now`` (None when none waits): the queue-age metric."""
+
+    # erasure ----------------------------------------------------------------
+    async def erase_borrower(
+        self, client_id: str, borrower_hash: str, now: datetime
+    ) -> BorrowerErasure:
+        """In one durable transaction: seal every message of (client, borrower
+        blind-index hash) again with its personal fields erased, move those not
+        yet handed to a provider (queued, scheduled, held) to ``cancelled`` with
+        detail ``erased``, and erase ``to_masked`` and ``body`` in their stored
+        idempotency answers. The old ciphertext must leave the files (SQLite:
+        ``secure_delete`` and a WAL checkpoint). Running it again is harmless."""
