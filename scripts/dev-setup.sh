@@ -28,7 +28,7 @@ curl -sS -X POST http://$HOST:$PORT/v1/messages \\
   -H "Authorization: Bearer $key" \\
   -H 'Content-Type: application/json' \\
   -H 'Idempotency-Key: first-message-1' \\
-  -d '{"to": "+8613812345678", "borrower_id": "B-20931", "purpose": "repayment_reminder",
-       "text": "【安心消费金融】尊敬的客户，您本期应还1,086.40元，最后还款日12月8日，请留意。"}'
+  -d '{"to": "+8613812345678", "borrower_id": "B-20931", "purpose": "service",
+       "text": "【安心消费金融】您的借款申请（编号JK20261127003）已放款成功，金额8,000.00元。"}'
 
 MSG
