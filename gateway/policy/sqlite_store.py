@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from gateway.policy.caps import CapCheck, CapDenied, Counter, PolicyUnavailable, over_limit
 from gateway.policy.optouts import ContactState
+from gateway.store.sqlite_conn import open_durable
 
 T = TypeVar("T")
 DAY_MS = 86_400_000
@@ -72,14 +73,7 @@ class SqlitePolicyStore:
             raise PolicyUnavailable(f"sqlite: {exc.__class__.__name__}") from exc
 
     def _connect(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
-        db.execute("PRAGMA busy_timeout=10000")
-        db.executescript(SCHEMA)
-        self._db = db
-        self.path.chmod(0o600)
+        self._db = open_durable(self.path, SCHEMA)
 
     async def open(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self._executor, self._connect)

@@ -38,6 +38,7 @@ from gateway.store.base import (
     StoredKey,
 )
 from gateway.store.sqlite_audit import AUDIT_SCHEMA, SqliteAuditTables
+from gateway.store.sqlite_conn import open_durable
 from gateway.store.sqlite_delivery import DELIVERY_SCHEMA, SqliteDeliveryTables
 from gateway.store.sqlite_erase import SqliteErasure
 from gateway.store.sqlite_group import SqliteGroupCommit
@@ -156,23 +157,11 @@ class SqliteStore(SqliteGroupCommit, SqliteAuditTables, SqliteDeliveryTables, Sq
             raise StoreUnavailable("store is not open")
         try:
             return fn(self._db)
-        except (sqlite3.OperationalError, sqlite3.ProgrammingError) as exc:
-            raise StoreUnavailable(f"sqlite: {exc.__class__.__name__}") from exc
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.DatabaseError as exc:  # operational, programming (closed), corrupt
             raise StoreUnavailable(f"sqlite: {exc.__class__.__name__}") from exc
 
     def _connect(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
-        db.execute("PRAGMA foreign_keys=ON")
-        db.execute("PRAGMA busy_timeout=10000")
-        db.executescript(SCHEMA)
-        db.executescript(AUDIT_SCHEMA)
-        db.executescript(DELIVERY_SCHEMA)
-        self._db = db
-        self.path.chmod(0o600)
+        self._db = open_durable(self.path, SCHEMA, AUDIT_SCHEMA, DELIVERY_SCHEMA, foreign_keys=True)
 
     async def open(self) -> None:
         loop = asyncio.get_running_loop()
