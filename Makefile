@@ -6,12 +6,13 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: install run test lint typecheck unit bench clean
+.PHONY: install run test lint typecheck unit bench clean lock audit-deps
 
-$(BIN)/.installed: pyproject.toml
+# every dependency is pinned in constraints.txt (make lock rewrites it)
+$(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
 	touch $@
 
 # a tiny provider plugin the tests install to prove the entry point works
@@ -42,5 +43,18 @@ unit: install $(BIN)/.test-plugin
 bench: install
 	@for b in bench/*.py; do [ -e "$$b" ] || continue; echo "== $$b"; $(BIN)/python "$$b" || exit 1; done
 
+## lock: re-pin constraints.txt to what the venv has installed (after a dependency change)
+lock: install
+	{ sed -n '1,/^# Regenerate/p' constraints.txt; $(BIN)/pip freeze --exclude-editable; } > constraints.tmp
+	mv constraints.tmp constraints.txt
+
+## audit-deps: known vulnerabilities in the pinned dependencies (needs the network;
+## not part of `make test`). pip-audit lives in its own venv, outside the app's.
+AUDIT_VENV ?= .venv-audit
+audit-deps:
+	[ -x $(AUDIT_VENV)/bin/pip-audit ] || { $(PYTHON) -m venv $(AUDIT_VENV) && \
+		$(AUDIT_VENV)/bin/pip install --quiet pip-audit; }
+	$(AUDIT_VENV)/bin/pip-audit --strict --no-deps --disable-pip -r constraints.txt
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache build *.egg-info
+	rm -rf $(VENV) $(AUDIT_VENV) .pytest_cache .ruff_cache .mypy_cache build *.egg-info

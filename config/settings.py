@@ -75,6 +75,10 @@ class ServerSettings:
     port: int = 8080
     max_body_bytes: int = 64 * 1024
     shutdown_timeout: float = 10.0
+    # seconds a client may take to send a whole request body (slow bodies: 408)
+    body_timeout: float = 10.0
+    # failed authentications one source IP may make per minute before 429
+    auth_failures_per_minute: int = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,7 +316,16 @@ def _parse_env_value(value: str) -> Any:
 
 
 _SECTION_KEYS: dict[str, frozenset[str]] = {
-    "server": frozenset({"host", "port", "max_body_bytes", "shutdown_timeout"}),
+    "server": frozenset(
+        {
+            "host",
+            "port",
+            "max_body_bytes",
+            "shutdown_timeout",
+            "body_timeout",
+            "auth_failures_per_minute",
+        }
+    ),
     "store": frozenset({"backend", "path", "redis_url", "require_durable"}),
     "policy": frozenset({"backend", "path", "redis_url", "redis_prefix", "timeout"}),
     "audit": frozenset(
@@ -345,6 +358,7 @@ _SECRET_OPTION_NAMES = frozenset(
         "access_key_secret",
         "secret_access_key",
         "access_key_id",
+        "account_sid",
         "callback_token",
         "password",
         "token",
@@ -441,6 +455,19 @@ class _Builder:
         limit = self._typed("server.max_body_bytes", s.get("max_body_bytes"), int, d.max_body_bytes)
         if not 1024 <= limit <= 1024 * 1024:
             raise SettingsError("server.max_body_bytes", "must be between 1024 and 1048576")
+        body_timeout = self._typed(
+            "server.body_timeout", s.get("body_timeout"), float, d.body_timeout
+        )
+        if not 0.1 <= body_timeout <= 300:
+            raise SettingsError("server.body_timeout", "must be between 0.1 and 300 seconds")
+        auth_failures = self._typed(
+            "server.auth_failures_per_minute",
+            s.get("auth_failures_per_minute"),
+            int,
+            d.auth_failures_per_minute,
+        )
+        if not 1 <= auth_failures <= 100_000:
+            raise SettingsError("server.auth_failures_per_minute", "must be between 1 and 100000")
         return ServerSettings(
             host=self._typed("server.host", s.get("host"), str, d.host),
             port=port,
@@ -448,6 +475,8 @@ class _Builder:
             shutdown_timeout=self._typed(
                 "server.shutdown_timeout", s.get("shutdown_timeout"), float, d.shutdown_timeout
             ),
+            body_timeout=body_timeout,
+            auth_failures_per_minute=auth_failures,
         )
 
     def store(self) -> StoreSettings:

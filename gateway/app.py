@@ -16,6 +16,7 @@ from gateway.accept import Acceptor
 from gateway.appkeys import (
     ACCEPTOR,
     AUDIT,
+    AUTH_FAILURES,
     CLOCK,
     CONTACT,
     DISPATCHER,
@@ -39,6 +40,7 @@ from gateway.middlewares import problems, request_context
 from gateway.optouts_http import routes as contact_routes
 from gateway.pipeline import Pipeline, Stage, default_stages
 from gateway.policy.wiring import contact_ctx, new_contact_policy
+from gateway.ratelimit import AuthFailureLimiter
 from gateway.store.base import AuditStore, Store
 from gateway.store.sqlite import SqliteStore
 from providers.base import Provider
@@ -95,6 +97,7 @@ def create_app(
     app[METRICS] = metrics or Metrics()
     app[INSTANCE_ID] = new_instance_id()
     app[DISPATCHER] = None
+    app[AUTH_FAILURES] = AuthFailureLimiter(settings.server.auth_failures_per_minute)
     app[CONTACT] = contact = new_contact_policy(settings, app) if contact_policy else None
     policy_stages = contact.stages() if contact is not None else []
     app[STAGES] = tuple(stages) if stages is not None else tuple(default_stages(policy_stages))

@@ -9,6 +9,7 @@ from aiohttp import web
 from config.settings import Settings
 from gateway.clock import Clock
 from gateway.metrics import Metrics
+from gateway.ratelimit import AuthFailureLimiter
 
 if TYPE_CHECKING:
     from gateway.accept import Acceptor
@@ -35,3 +36,4 @@ CONTACT: web.AppKey[ContactPolicy | None] = web.AppKey("contact")  # None: built
 # provider callbacks (gateway.callbacks): inbound-reply hooks, client status webhooks
 INBOUND_HANDLERS: web.AppKey[list[InboundHandler]] = web.AppKey("inbound_handlers")
 WEBHOOKS: web.AppKey[WebhookNotifier] = web.AppKey("webhooks")
+AUTH_FAILURES = web.AppKey("auth_failures", AuthFailureLimiter)  # per source address

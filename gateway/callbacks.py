@@ -33,6 +33,7 @@ from gateway.appkeys import (
     WEBHOOKS,
 )
 from gateway.audit import AuditUnavailable
+from gateway.bodies import read_body
 from gateway.errors import (
     Forbidden,
     Invalid,
@@ -98,7 +99,7 @@ def _provider(request: web.Request) -> tuple[str, CallbackProvider]:
 
 
 async def _as_callback(request: web.Request) -> CallbackRequest:
-    body = await request.read()
+    body = await read_body(request)
     headers = {key.lower(): value for key, value in request.headers.items()}
     return CallbackRequest(
         str(request.url), request.method, headers, list(request.query.items()), body,
@@ -225,6 +226,8 @@ CALLBACK_PATHS: dict[str, Any] = {
                 "400": {"description": "not in the provider's format"},
                 "403": {"description": "bad signature or token; nothing changed"},
                 "404": {"description": "no provider by that name takes callbacks"},
+                "408": {"description": "the body arrived too slowly"},
+                "413": {"description": "the body is larger than the limit"},
                 "503": {"description": "cannot record it now; the provider retries"},
             },
         }

@@ -71,6 +71,10 @@ class MethodNotAllowed(Problem):
     status, slug, title = 405, "method-not-allowed", "Method not allowed"
 
 
+class RequestTimeout(Problem):
+    status, slug, title = 408, "request-timeout", "Request body too slow"
+
+
 class Conflict(Problem):
     status, slug, title = 409, "conflict", "Conflict"
 

@@ -11,6 +11,7 @@ from gateway.accept import accepted_body
 from gateway.appkeys import (
     ACCEPTOR,
     AUDIT,
+    AUTH_FAILURES,
     CLOCK,
     CONTACT,
     DISPATCHER,
@@ -20,6 +21,7 @@ from gateway.appkeys import (
     STORE,
 )
 from gateway.auth import authenticate, require_scope
+from gateway.bodies import read_body
 from gateway.carriage import check_callback, check_carriable
 from gateway.clock import rfc3339
 from gateway.errors import (
@@ -27,9 +29,9 @@ from gateway.errors import (
     Forbidden,
     Invalid,
     NotFound,
-    PayloadTooLarge,
     StoreUnavailable,
     TransitionError,
+    Unauthorized,
     Unavailable,
     UnsupportedMediaType,
 )
@@ -57,10 +59,16 @@ def json_response(
 
 
 async def _key(request: web.Request, scope: str) -> ApiKey:
+    throttle = request.app[AUTH_FAILURES]
+    source = request.remote or "unknown"
+    throttle.check(source)  # 429 once this address has failed too often
     try:
         key = await authenticate(request.app[STORE], request.headers.get("Authorization"))
     except StoreUnavailable:
         raise Unavailable("the key store is unavailable", headers={"Retry-After": "5"}) from None
+    except Unauthorized:
+        throttle.failed(source)
+        raise
     require_scope(key, scope)
     return key
 
@@ -68,14 +76,7 @@ async def _key(request: web.Request, scope: str) -> ApiKey:
 async def _json_body(request: web.Request) -> Any:
     if request.content_type != JSON:
         raise UnsupportedMediaType(f"send the body as {JSON}")
-    limit = request.app[SETTINGS].server.max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise PayloadTooLarge(f"the body must be at most {limit} bytes")
-    try:
-        raw = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise PayloadTooLarge(f"the body must be at most {limit} bytes") from None
-    return parse_json(raw)
+    return parse_json(await read_body(request))
 
 
 def _idempotency_key(request: web.Request) -> str | None:

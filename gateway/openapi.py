@@ -14,7 +14,7 @@ from gateway.policy.api_doc import contact_paths
 _PROBLEM_TYPES = [
     "invalid", "unauthorized", "forbidden", "not-found", "conflict", "idempotency-conflict",
     "blocked", "cap-exceeded", "rate-limited", "payload-too-large", "unsupported-media-type",
-    "unavailable", "method-not-allowed", "internal", "unroutable",
+    "unavailable", "method-not-allowed", "internal", "unroutable", "request-timeout",
 ]  # fmt: skip
 
 
@@ -37,6 +37,10 @@ def _json(ref: str, description: str) -> dict[str, Any]:
 _AUTH_ERRORS = {
     "401": _problem("missing, unknown or revoked API key"),
     "403": _problem("the key lacks the needed scope"),
+    "429": _problem(
+        "too many failed authentications from this address (/rate-limited, rule"
+        " auth_failures, Retry-After)"
+    ),
     "503": _problem("the store or audit log is unavailable"),
 }
 
@@ -58,7 +62,12 @@ _SEND_REQUEST = {
     "additionalProperties": False,
     "required": ["to", "borrower_id", "purpose"],
     "properties": {
-        "to": {"type": "string", "maxLength": 32, "description": "E.164, or national with region"},
+        "to": {
+            "type": "string",
+            "maxLength": 32,
+            "description": "E.164, or national with region: digits (any script) with"
+            " spaces, dots, dashes or brackets; no extension",
+        },
         "region": {"type": "string", "pattern": "^[A-Z]{2}$"},
         "borrower_id": {"type": "string", "minLength": 1, "maxLength": 128},
         "purpose": {"type": "string", "enum": list(PURPOSES)},
@@ -161,7 +170,12 @@ _ID_PARAM = {"name": "id", "in": "path", "required": True, "schema": {"type": "s
 def openapi_document(settings: Settings) -> dict[str, Any]:
     limit = settings.server.max_body_bytes
     send_errors = {
-        "400": _problem("malformed JSON, a bad field or an invalid number"),
+        "400": _problem(
+            "malformed JSON (not UTF-8, duplicate keys, NaN, numbers over 64 characters or"
+            " out of range, nesting too deep), a bad field (unpaired"
+            " surrogates, control characters) or an invalid number"
+        ),
+        "408": _problem(f"the body took longer than {settings.server.body_timeout:g} s"),
         "409": _problem("Idempotency-Key reused with a different body"),
         "413": _problem(f"body over {limit} bytes"),
         "415": _problem("Content-Type is not application/json"),
@@ -170,8 +184,11 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             " /unroutable: no route's providers can carry it (free text to"
             " template-only providers, a template without their code)"
         ),
-        "429": _problem("over a contact cap or the client's throughput limit (Retry-After)"),
         **_AUTH_ERRORS,
+        "429": _problem(
+            "over a contact cap, the client's throughput limit, or too many failed"
+            " authentications from this address (Retry-After)"
+        ),
     }
     return {
         "openapi": "3.1.0",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -46,3 +47,71 @@ class ClientRateLimiter:
             extra={"rule": "client_rate"},
             headers={"Retry-After": str(max(1, math.ceil(wait)))},
         )
+
+
+class AuthFailureLimiter:
+    """Failed authentications per source address: at most ``limit`` in a fixed
+    one-minute window; beyond that every request from the source answers 429
+    with a Retry-After until the window ends, before any key is looked up.
+
+    Memory is bounded: at most ``max_sources`` addresses are tracked; when the
+    table is full, expired windows are dropped first, then the oldest entries
+    (an attacker rotating addresses only evicts its own older addresses)."""
+
+    WINDOW = 60.0
+
+    def __init__(
+        self,
+        limit: int,
+        *,
+        max_sources: int = 10_000,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limit = limit
+        self.max_sources = max_sources
+        self._now = monotonic
+        self._windows: OrderedDict[str, _Window] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._windows)
+
+    def check(self, source: str) -> None:
+        """Raise RateLimited when ``source`` has used up its failures."""
+        window = self._windows.get(source)
+        if window is None:
+            return
+        now = self._now()
+        if now - window.started >= self.WINDOW:
+            del self._windows[source]
+            return
+        if window.failures >= self.limit:
+            wait = self.WINDOW - (now - window.started)
+            raise RateLimited(
+                "too many failed authentications from this address; retry later",
+                extra={"rule": "auth_failures"},
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+            )
+
+    def failed(self, source: str) -> None:
+        now = self._now()
+        window = self._windows.get(source)
+        if window is None or now - window.started >= self.WINDOW:
+            self._windows.pop(source, None)
+            self._make_room(now)
+            self._windows[source] = _Window(now, 1)
+        else:
+            window.failures += 1
+
+    def _make_room(self, now: float) -> None:
+        if len(self._windows) < self.max_sources:
+            return
+        for source in [s for s, w in self._windows.items() if now - w.started >= self.WINDOW]:
+            del self._windows[source]
+        while len(self._windows) >= self.max_sources:
+            self._windows.popitem(last=False)
+
+
+@dataclass(slots=True)
+class _Window:
+    started: float
+    failures: int

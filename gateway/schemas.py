@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import string
 from collections.abc import Mapping
@@ -41,8 +42,15 @@ _FIELDS = frozenset(
     }
 )
 _PRINTABLE = frozenset(string.printable) - frozenset("\t\n\r\x0b\x0c")
+# an optional leading "+", then digits (any script's decimal digits: phonenumbers
+# reads full-width and Arabic-Indic ones) and spaces, dots, dashes and brackets,
+# ending in a digit: no letters, extensions, "++" or invisible characters
+_PHONE_SHAPE = re.compile(r"\+?[\d (.)-]*\d")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]{0,31})\}")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+# C0 controls and DEL; bidi embeddings, overrides and isolates (U+202A-U+202E,
+# U+2066-U+2069) let a text display in another order than it reads ("Trojan
+# Source" spoofing of amounts or links) and have no place in an SMS
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,19 +79,53 @@ def request_hash(data: Any) -> str:
     return hashlib.sha256(canonical.encode("ascii")).hexdigest()
 
 
+_MAX_NUMBER_CHARS = 64
+
+
 def parse_json(raw: bytes) -> Any:
+    """Strict JSON: UTF-8 only, no duplicate keys, no NaN/Infinity, no numbers
+    longer than 64 characters or overflowing a float, and a nesting depth
+    Python's parser can handle. (Unpaired surrogate escapes such as
+    ``"\\ud800"`` are refused per field by the field validators.)"""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise Invalid("the body is not valid UTF-8") from None
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        data = json.loads(
+            text,
+            parse_constant=_reject_constant,
+            parse_int=_parse_int,
+            parse_float=_parse_float,
+            object_pairs_hook=_unique_keys,
+        )
     except (json.JSONDecodeError, RecursionError):
         raise Invalid("the body is not valid JSON") from None
+    return data
 
 
 def _reject_constant(name: str) -> Any:
     raise Invalid(f"{name} is not allowed in JSON")
+
+
+def _parse_int(literal: str) -> int:
+    if len(literal) > _MAX_NUMBER_CHARS:
+        raise Invalid("a number in the body is too long")
+    return int(literal)
+
+
+def _parse_float(literal: str) -> float:
+    value = float(literal) if len(literal) <= _MAX_NUMBER_CHARS else math.inf
+    if not math.isfinite(value):
+        raise Invalid("a number in the body is out of range")
+    return value
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise Invalid("the body has a duplicate key in an object")
+    return out
 
 
 class _Errors:
@@ -128,6 +170,8 @@ def parse_phone(raw: str, region: str | None) -> tuple[str, str]:
         raise Invalid(errors=[{"field": "to", "message": "is too long"}])
     if not raw.startswith("+") and not region:
         raise Invalid(errors=[{"field": "to", "message": "needs E.164 form or a region"}])
+    if not _PHONE_SHAPE.fullmatch(raw):
+        raise Invalid(errors=[{"field": "to", "message": "is not a phone number"}])
     try:
         number = phonenumbers.parse(raw, None if raw.startswith("+") else region)
     except phonenumbers.NumberParseException:
@@ -174,7 +218,7 @@ def _params(data: Mapping[str, Any], errors: _Errors) -> dict[str, str]:
         if not isinstance(value, str) or not 0 < len(value) <= 200 or len(key) > 32:
             errors.add("params", "each value must be a string of 1 to 200 characters")
             return {}
-        if not _is_valid_unicode(value) or _CONTROL.search(value):
+        if not (_is_valid_unicode(key) and _is_valid_unicode(value)) or _CONTROL.search(value):
             errors.add("params", "contains characters that are not allowed")
             return {}
         out[key] = value

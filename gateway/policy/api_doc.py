@@ -47,7 +47,10 @@ _ERRORS = {
     "400": _problem("malformed JSON, a bad field or an invalid number"),
     "401": _problem("missing, unknown or revoked API key"),
     "403": _problem("the key lacks the needed scope"),
+    "408": _problem("the body arrived too slowly"),
+    "413": _problem("the body is larger than the limit"),
     "415": _problem("Content-Type is not application/json"),
+    "429": _problem("too many failed authentications from this address (Retry-After)"),
     "503": _problem("the contact-policy store (or, for delete, the audit log) is unavailable"),
 }
 _SCOPE = {"type": "string", "enum": list(OPT_OUT_SCOPES)}
