@@ -14,6 +14,7 @@ import hmac
 import ipaddress
 import logging
 import time
+from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -87,7 +88,7 @@ def host_header(url: URL) -> str:
     return host
 
 
-class HttpProvider:
+class HttpProvider(ABC):
     """Subclasses set ``type_name``, ``options_known``, ``default_endpoint`` and
     ``capabilities``, and implement :meth:`_send` (and :meth:`query_status`)."""
 
@@ -164,8 +165,9 @@ class HttpProvider:
                            "duration_ms": round((time.perf_counter() - started) * 1000, 1)},
                 )  # fmt: skip
 
+    @abstractmethod
     async def _send(self, sms: OutboundSms) -> SendResult:
-        raise NotImplementedError
+        """The provider-specific request; :meth:`send` times, logs and counts it."""
 
     async def query_status(
         self, message_id: str, provider_message_id: str | None

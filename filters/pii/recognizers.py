@@ -13,6 +13,7 @@ it valid (checksum), merely shaped right (``None``), or not this entity.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Final
 
 import phonenumbers
@@ -74,7 +75,7 @@ class _LastScan:
         return last[1]
 
 
-class LendsmsRecognizer(EntityRecognizer):
+class LendsmsRecognizer(EntityRecognizer, ABC):
     """Base: one lendsms entity, analysed by the shared scan."""
 
     ENTITY: ClassVar[str]
@@ -112,8 +113,9 @@ class LendsmsRecognizer(EntityRecognizer):
             if m.entity == self.ENTITY
         ]
 
+    @abstractmethod
     def validate_result(self, pattern_text: str) -> bool | None:
-        raise NotImplementedError
+        """True: the checksum proves it; None: shape only; False: not this entity."""
 
 
 class LendsmsCnIdRecognizer(LendsmsRecognizer):

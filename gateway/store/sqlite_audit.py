@@ -10,6 +10,7 @@ wrapped under the key-encryption key.
 from __future__ import annotations
 
 import sqlite3
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -78,15 +79,17 @@ def _live_owner_keys(
     return out
 
 
-class SqliteAuditTables:
+class SqliteAuditTables(ABC):
     """Audit registry, checkpoints and keys; see :class:`gateway.store.base.AuditStore`."""
 
+    @abstractmethod
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        raise NotImplementedError  # provided by SqliteStore
+        """Provided by SqliteStore: run ``fn`` on the store\'s database thread."""
 
     @staticmethod
+    @abstractmethod
     def _tx(db: sqlite3.Connection, body: Callable[[], T]) -> T:
-        raise NotImplementedError  # provided by SqliteStore (a savepoint in a group commit)
+        """Provided by SqliteStore: ``body`` in one transaction (a savepoint in a group commit)."""
 
     # -- chains and checkpoints -------------------------------------------------
 

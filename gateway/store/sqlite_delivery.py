@@ -8,6 +8,7 @@ nothing personal. It also answers the queue-age question of the metrics.
 from __future__ import annotations
 
 import sqlite3
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -31,16 +32,18 @@ CREATE TABLE IF NOT EXISTS receipts (
 """
 
 
-class SqliteDeliveryTables:
+class SqliteDeliveryTables(ABC):
     """See :class:`gateway.store.delivery.DeliveryStore`."""
 
     cipher: FieldCipher  # provided by SqliteStore
 
+    @abstractmethod
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        raise NotImplementedError  # provided by SqliteStore
+        """Provided by SqliteStore: run ``fn`` on the store\'s database thread."""
 
+    @abstractmethod
     def _load(self, db: sqlite3.Connection, message_id: str) -> Message | None:
-        raise NotImplementedError  # provided by SqliteStore
+        """Provided by SqliteStore: one message, decrypted."""
 
     async def find_message_by_provider_id(
         self, provider: str, provider_message_id: str

@@ -16,6 +16,7 @@ ciphertext leaves the files.
 from __future__ import annotations
 
 import sqlite3
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
@@ -46,18 +47,21 @@ def erased_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-class SqliteErasure:
+class SqliteErasure(ABC):
     """See :meth:`gateway.store.base.Store.erase_borrower`."""
 
     cipher: FieldCipher  # provided by SqliteStore
 
+    @abstractmethod
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        raise NotImplementedError  # provided by SqliteStore
+        """Provided by SqliteStore: run ``fn`` on the store\'s database thread."""
 
     @staticmethod
+    @abstractmethod
     def _tx(db: sqlite3.Connection, body: Callable[[], T]) -> T:
-        raise NotImplementedError  # provided by SqliteStore
+        """Provided by SqliteStore: ``body`` in one transaction (a savepoint in a group commit)."""
 
+    @abstractmethod
     def _move(
         self,
         db: sqlite3.Connection,
@@ -69,7 +73,7 @@ class SqliteErasure:
         due_at: float | None,
         extra: dict[str, Any],
     ) -> None:
-        raise NotImplementedError  # provided by SqliteStore
+        """Provided by SqliteStore: one state-machine move inside a transaction."""
 
     async def erase_borrower(
         self, client_id: str, borrower_hash: str, now: datetime
