@@ -5,17 +5,15 @@ across the processes that share the file, too."""
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
 from gateway.policy.caps import CapCheck, CapDenied, Counter, PolicyUnavailable, over_limit
 from gateway.policy.optouts import ContactState
-from gateway.store.sqlite_conn import open_durable
+from gateway.store.sqlite_conn import SqliteThread
 
 T = TypeVar("T")
 DAY_MS = 86_400_000
@@ -51,47 +49,12 @@ CREATE TABLE IF NOT EXISTS consents (
 """
 
 
-class SqlitePolicyStore:
+class SqlitePolicyStore(SqliteThread):
+    schemas = (SCHEMA,)
+    unavailable = PolicyUnavailable
+
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self._db: sqlite3.Connection | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy-sqlite")
-        self._closed = False
-
-    # -- plumbing -------------------------------------------------------------
-    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        if self._closed:
-            raise PolicyUnavailable("policy store is closed")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self._call, fn)
-
-    def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        if self._db is None:
-            raise PolicyUnavailable("policy store is not open")
-        try:
-            return fn(self._db)
-        except sqlite3.DatabaseError as exc:
-            raise PolicyUnavailable(f"sqlite: {exc.__class__.__name__}") from exc
-
-    def _connect(self) -> None:
-        self._db = open_durable(self.path, SCHEMA)
-
-    async def open(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._connect)
-
-    async def close(self) -> None:
-        def _close() -> None:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
-
-        if self._closed:
-            return
-        self._closed = True
-        await asyncio.get_running_loop().run_in_executor(self._executor, _close)
-        self._executor.shutdown(wait=True)
-
-    async def ping(self) -> None:
-        await self._run(lambda db: db.execute("SELECT 1").fetchone())
+        super().__init__(path, thread_name="policy-sqlite")
 
     @staticmethod
     def _tx(db: sqlite3.Connection, body: Callable[[], T]) -> T:

@@ -9,11 +9,9 @@ before they reach the file; lookups use blind-index hashes.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -38,7 +36,7 @@ from gateway.store.base import (
     StoredKey,
 )
 from gateway.store.sqlite_audit import AUDIT_SCHEMA, SqliteAuditTables
-from gateway.store.sqlite_conn import open_durable
+from gateway.store.sqlite_conn import SqliteThread
 from gateway.store.sqlite_delivery import DELIVERY_SCHEMA, SqliteDeliveryTables
 from gateway.store.sqlite_erase import SqliteErasure
 from gateway.store.sqlite_group import SqliteGroupCommit
@@ -137,51 +135,22 @@ def _dt(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, UTC)
 
 
-class SqliteStore(SqliteGroupCommit, SqliteAuditTables, SqliteDeliveryTables, SqliteErasure):
+class SqliteStore(
+    SqliteGroupCommit, SqliteThread, SqliteAuditTables, SqliteDeliveryTables, SqliteErasure
+):
+    schemas = (SCHEMA, AUDIT_SCHEMA, DELIVERY_SCHEMA)
+    foreign_keys = True
+    unavailable = StoreUnavailable
+
     def __init__(self, path: Path, cipher: FieldCipher, index: BlindIndex) -> None:
-        self.path = path
+        super().__init__(path, thread_name="sqlite")
         self.cipher = cipher
         self.index = index
-        self._db: sqlite3.Connection | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
-        self._closed = False
 
-    # -- plumbing -------------------------------------------------------------
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._closed:  # the executor is shut down: it would raise RuntimeError
             raise StoreUnavailable("store is closed")
         return await self._grouped(self._call, fn)  # type: ignore[no-any-return]
-
-    def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        if self._db is None:
-            raise StoreUnavailable("store is not open")
-        try:
-            return fn(self._db)
-        except sqlite3.DatabaseError as exc:  # operational, programming (closed), corrupt
-            raise StoreUnavailable(f"sqlite: {exc.__class__.__name__}") from exc
-
-    def _connect(self) -> None:
-        self._db = open_durable(self.path, SCHEMA, AUDIT_SCHEMA, DELIVERY_SCHEMA, foreign_keys=True)
-
-    async def open(self) -> None:
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self._connect)
-
-    async def close(self) -> None:
-        def _close() -> None:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
-
-        if self._closed:
-            return
-        self._closed = True
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, _close)
-        self._executor.shutdown(wait=True)
-
-    async def ping(self) -> None:
-        await self._run(lambda db: db.execute("SELECT 1").fetchone())
 
     @staticmethod
     def _tx(db: sqlite3.Connection, body: Callable[[], T]) -> T:
