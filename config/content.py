@@ -9,10 +9,12 @@ only the options an operator tunes, in its ``[content]`` table::
     max_segments = 5             # longer texts are blocked
     unsubscribe = "block"        # marketing without an unsubscribe line: block | append
     opt_out = "append"           # (us-fdcpa) collection texts without an opt-out line
+    debt_collector_disclosure = "append"  # (us-fdcpa) mini-Miranda: append | require | off
 
 The lexicon folder holds one file per category (see
-:mod:`config.content_lexicon`), ``contexts.toml`` (allow-contexts) and
-``structure.toml`` (rule ids, sources and wording of the structural rules).
+:mod:`config.content_lexicon`), ``contexts.toml`` (allow-contexts),
+``structure.toml`` (rule ids, sources and wording of the structural rules)
+and optionally ``homophones.toml`` (see :mod:`config.content_homophones`).
 A lexicon folder next to the pack file (``../lexicons/<name>``) wins over the
 shipped one, so operators can extend a pack without code. Every problem is
 one :class:`ContentPackError` naming the file, the line and the reason.
@@ -28,6 +30,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
 
+from config.content_homophones import load_homophones, with_homophones
 from config.content_lexicon import (
     KNOWN_LISTS,
     SCOPES,
@@ -55,14 +58,16 @@ from config.content_structure import load_structure
 __all__ = ["ContentPackError", "load_content_pack", "shipped_content_packs"]
 
 _PACK_KEYS: Final = frozenset(
-    {"lexicons", "signature_required", "max_segments", "unsubscribe", "opt_out"}
-)
+    {"lexicons", "signature_required", "max_segments", "unsubscribe", "opt_out",
+     "debt_collector_disclosure"}
+)  # fmt: skip
 _CATEGORY_KEYS: Final = frozenset({"category", "number", "title", "rules"})
 _RULE_KEYS: Final = frozenset(
-    {"id", "action", "source", "terms", "with", "with_scope", "pinyin", "allow_contexts",
-     "allowed_by", "roles", "purposes"}
+    {"id", "action", "source", "terms", "with", "with_scope", "pinyin", "homophones",
+     "allow_contexts", "allowed_by", "escalated_by", "roles", "purposes"}
 )  # fmt: skip
-_CONTEXT_KEYS: Final = frozenset({"terms", "scope"})
+_CONTEXT_KEYS: Final = frozenset({"terms", "scope", "negated_by"})
+_SPECIAL_FILES: Final = frozenset({"contexts.toml", "structure.toml", "homophones.toml"})
 
 
 def load_content_pack(path: Path) -> PackSpec:
@@ -87,11 +92,14 @@ def load_content_pack(path: Path) -> PackSpec:
         raise lines.error("lexicons", f"no lexicon folder {folder_name!r}", after)
     t2s = t2s_table() if language == "zh" else MappingProxyType({})
     contexts = _contexts(folder / "contexts.toml")
-    categories, rules, spoken = _categories(folder, [c.name for c in contexts])
+    categories, rules, spoken, sounding = _categories(folder, [c.name for c in contexts])
     readings, syllables = pinyin_readings(t.text for r in rules if r.id in spoken for t in r.terms)
     rules = [_with_pinyin(r, readings) if r.id in spoken else r for r in rules]
     if language == "zh":
         rules, contexts = _with_forms(rules, contexts)
+    if sounding:
+        homophones = load_homophones(folder / "homophones.toml")
+        rules = [with_homophones(r, homophones) if r.id in sounding else r for r in rules]
     structure = load_structure(folder / "structure.toml", table, lines, after)
     return PackSpec(
         name=name,
@@ -129,7 +137,7 @@ def _lexicon_folder(pack_path: Path, name: str) -> Path | None:
 
 
 def _with_pinyin(rule: Rule, readings: Mapping[str, tuple[str, ...]]) -> Rule:
-    terms = tuple(replace(t, pinyin=readings.get(t.text, ())) for t in rule.terms)
+    terms = tuple(Term(t.text, t.prefix, readings.get(t.text, ()), t.forms) for t in rule.terms)
     return replace(rule, terms=terms)
 
 
@@ -139,7 +147,9 @@ def _with_forms(rules: list[Rule], contexts: list[Context]) -> tuple[list[Rule],
     forms = traditional_forms([*every, *(t.text for c in contexts for t in c.terms)])
 
     def attach(terms: tuple[Term, ...]) -> tuple[Term, ...]:
-        return tuple(replace(t, forms=forms[t.text]) if t.text in forms else t for t in terms)
+        return tuple(
+            Term(t.text, t.prefix, t.pinyin, forms[t.text]) if t.text in forms else t for t in terms
+        )
 
     rules = [replace(r, terms=attach(r.terms), with_terms=attach(r.with_terms)) for r in rules]
     contexts = [replace(c, terms=attach(c.terms)) for c in contexts]
@@ -167,20 +177,27 @@ def _contexts(path: Path) -> list[Context]:
         scope = table.get("scope", "clause")
         if scope not in SCOPES:
             raise lines.error("scope", f"scope must be one of {', '.join(SCOPES)}", after)
-        out.append(Context(name, _terms(table.get("terms"), lines, "terms", after), Scope(scope)))
+        negated: tuple[str, ...] = ()
+        if "negated_by" in table:
+            raw_neg = parse_terms(table["negated_by"], lines, "negated_by", after)
+            negated = tuple(dict.fromkeys(t for t, _, _ in raw_neg))
+        terms = _terms(table.get("terms"), lines, "terms", after)
+        out.append(Context(name, terms, Scope(scope), negated))
     return out
 
 
 def _categories(
     folder: Path, context_names: list[str]
-) -> tuple[list[Category], list[Rule], set[str]]:
-    """Categories, rules, and the ids of rules whose terms get pinyin readings."""
+) -> tuple[list[Category], list[Rule], set[str], set[str]]:
+    """Categories, rules, and the ids of rules whose terms get pinyin readings
+    and of those whose terms get homophone spellings."""
     categories: list[Category] = []
     rules: list[Rule] = []
     spoken: set[str] = set()
+    sounding: set[str] = set()
     seen: dict[str, Path] = {}
     for path in iter_files(folder):
-        if path.name in ("contexts.toml", "structure.toml"):
+        if path.name in _SPECIAL_FILES:
             continue
         data, lines = read_toml(path)
         for key in sorted(set(data) - _CATEGORY_KEYS):
@@ -200,13 +217,15 @@ def _categories(
             rule = _rule(table, name, lines, after, context_names)
             if isinstance(table, dict) and table.get("pinyin"):
                 spoken.add(rule.id)
+            if isinstance(table, dict) and table.get("homophones"):
+                sounding.add(rule.id)
             if rule.id in seen:
                 raise lines.error(rule.id, f"rule id {rule.id} is also in {seen[rule.id]}", after)
             seen[rule.id] = path
             rules.append(rule)
     if not rules:
         raise ContentPackError(folder, None, "the lexicon folder has no category files")
-    return categories, rules, spoken
+    return categories, rules, spoken, sounding
 
 
 def _rule(table: Any, category: str, lines: Lines, after: int, contexts: list[str]) -> Rule:
@@ -226,8 +245,9 @@ def _rule(table: Any, category: str, lines: Lines, after: int, contexts: list[st
     scope = table.get("with_scope", "sentence")
     if scope not in SCOPES:
         raise lines.error("with_scope", f"with_scope must be one of {', '.join(SCOPES)}", after)
-    if not isinstance(table.get("pinyin", False), bool):
-        raise lines.error("pinyin", "pinyin must be true or false", after)
+    for flag in ("pinyin", "homophones"):
+        if not isinstance(table.get(flag, False), bool):
+            raise lines.error(flag, f"{flag} must be true or false", after)
     lists = {k: check_names(lines, k, table.get(k), v, after) for k, v in KNOWN_LISTS.items()}
     return Rule(
         id=rid,
@@ -240,6 +260,7 @@ def _rule(table: Any, category: str, lines: Lines, after: int, contexts: list[st
         allow_contexts=check_names(lines, "allow_contexts", table.get("allow_contexts"),
                                    contexts, after),
         allowed_by=lists["allowed_by"],
+        escalated_by=lists["escalated_by"],
         roles=lists["roles"],
         purposes=lists["purposes"],
     )  # fmt: skip

@@ -13,6 +13,8 @@ One file per category (plus ``contexts.toml``)::
     pinyin = true                  # also match pinyin spellings (zuolao, zuo牢)
     allow_contexts = ["anti_fraud"]
     allowed_by = ["legal_action_authorized"]   # template attestations
+    escalated_by = ["time_barred"] # these attestations make the rule block
+    homophones = true              # also homophone spellings (homophones.toml)
     roles = ["contact"]            # only for these recipient roles
     purposes = ["marketing"]       # only for these purposes
     with_scope = "sentence"        # clause | sentence | message
@@ -32,10 +34,12 @@ import tomllib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from functools import cache
+from importlib import metadata
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
 
+from config.content_cache import cached
 from config.settings import ATTESTATIONS, PURPOSES, SettingsError
 
 __all__ = [
@@ -173,7 +177,7 @@ def check_names(
 
 
 KNOWN_LISTS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
-    {"roles": ROLES, "purposes": PURPOSES, "allowed_by": ATTESTATIONS}
+    {"roles": ROLES, "purposes": PURPOSES, "allowed_by": ATTESTATIONS, "escalated_by": ATTESTATIONS}
 )
 
 
@@ -197,12 +201,24 @@ def t2s_table() -> Mapping[int, str]:
 def traditional_forms(terms: Iterable[str]) -> dict[str, tuple[str, ...]]:
     """Phrase-level traditional spellings (mainland, Taiwan, Hong Kong) per
     Chinese term, from OpenCC; the matcher keeps those that per-character
-    conversion back to simplified does not undo (借口 -> 藉口)."""
-    import opencc
-
-    chinese = sorted({t for t in terms if any(_is_cjk(ch) for ch in t) and "\n" not in t})
+    conversion back to simplified does not undo (借口 -> 藉口). Cached
+    (:mod:`config.content_cache`)."""
+    chinese = sorted({t for t in terms if _CJK_CHAR.search(t) and "\n" not in t})
     if not chinese:
         return {}
+    return cached(
+        "forms",
+        _version("opencc"),
+        chinese,
+        lambda: _traditional_forms(chinese),
+        lambda forms: forms,
+        lambda data: {str(k): tuple(map(str, v)) for k, v in data.items()},
+    )
+
+
+def _traditional_forms(chinese: list[str]) -> dict[str, tuple[str, ...]]:
+    import opencc
+
     forms: dict[str, set[str]] = {t: set() for t in chinese}
     for config in ("s2t", "s2tw", "s2hk"):
         converted = opencc.OpenCC(config).convert("\n".join(chinese)).split("\n")
@@ -215,14 +231,40 @@ def traditional_forms(terms: Iterable[str]) -> dict[str, tuple[str, ...]]:
 
 
 def pinyin_readings(terms: Iterable[str]) -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
-    """Readings per all-Chinese term, and one reading per character (the most frequent)."""
+    """Readings per all-Chinese term, and one reading per character (the most
+    frequent). Cached (:mod:`config.content_cache`)."""
+    chinese = [t for t in terms if _ALL_CJK.fullmatch(t)]
+    return cached(
+        "pinyin",
+        _version("pypinyin"),
+        chinese,
+        lambda: _pinyin_readings(chinese),
+        list,
+        _decode_readings,
+    )
+
+
+def _decode_readings(data: Any) -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
+    readings, table = data
+    return (
+        {str(k): tuple(map(str, v)) for k, v in readings.items()},
+        {str(k): str(v) for k, v in table.items()},
+    )
+
+
+def _version(distribution: str) -> str:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:  # pragma: no cover - both are dependencies
+        return "unknown"
+
+
+def _pinyin_readings(terms: list[str]) -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
     from pypinyin import lazy_pinyin
 
     readings: dict[str, tuple[str, ...]] = {}
     votes: dict[str, Counter[str]] = {}
     for term in terms:
-        if not term or not all(_is_cjk(ch) for ch in term):
-            continue
         syllables = lazy_pinyin(term)
         if len(syllables) != len(term):
             continue
@@ -233,9 +275,9 @@ def pinyin_readings(terms: Iterable[str]) -> tuple[dict[str, tuple[str, ...]], d
     return readings, table
 
 
-def _is_cjk(ch: str) -> bool:
-    cp = ord(ch)
-    return any(lo <= cp < hi for lo, hi in _CJK_RANGES)
+_CJK_CLASS: Final = "".join(f"{chr(lo)}-{chr(hi - 1)}" for lo, hi in _CJK_RANGES)
+_CJK_CHAR: Final = re.compile(f"[{_CJK_CLASS}]")
+_ALL_CJK: Final = re.compile(f"[{_CJK_CLASS}]+")
 
 
 def iter_files(folder: Path) -> Iterator[Path]:

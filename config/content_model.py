@@ -32,14 +32,16 @@ class Term:
     ``prefix`` (written ``word*``) lets a Latin term match the start of a
     longer word (``jail*`` -> "jailed"). ``pinyin`` holds the toneless
     readings used to catch pinyin spellings (``zuolao``, ``zuo牢``);
-    ``forms`` the traditional spellings that per-character conversion does
-    not undo (借口 is written 藉口).
+    ``forms`` other written forms matched like the term itself: traditional
+    spellings that per-character conversion does not undo (借口 is written
+    藉口) and, for rules that ask for them, homophone spellings from the
+    lexicon's ``homophones.toml`` (做牢 / 座牢 for 坐牢, 拘流 for 拘留).
     """
 
     text: str
     prefix: bool = False
     pinyin: tuple[str, ...] = ()
-    forms: tuple[str, ...] = ()  # phrase-level traditional spellings (OpenCC)
+    forms: tuple[str, ...] = ()  # traditional (OpenCC) and homophone spellings
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +57,9 @@ class Rule:
       a threat.
     * ``allowed_by``: template attestations that allow the hit when it comes
       from the template's own text (not from a parameter).
+    * ``escalated_by``: template attestations that turn the rule's action
+      into ``block`` and switch ``allowed_by`` off (legal-action wording in a
+      template that declares the debt ``time_barred``: Reg F §1006.26(b)).
     * ``roles`` / ``purposes``: empty means every role / purpose.
     """
 
@@ -67,17 +72,23 @@ class Rule:
     with_scope: Scope = Scope.SENTENCE
     allow_contexts: tuple[str, ...] = ()
     allowed_by: tuple[str, ...] = ()
+    escalated_by: tuple[str, ...] = ()
     roles: tuple[str, ...] = ()
     purposes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class Context:
-    """Allow-context: words whose presence makes some hits harmless."""
+    """Allow-context: words whose presence makes some hits harmless.
+
+    ``negated_by``: words that, written right before a context word, undo it
+    ("别以为是诈骗", "this is not a scam"), as written in the lexicon.
+    """
 
     name: str
     terms: tuple[Term, ...]
     scope: Scope = Scope.CLAUSE
+    negated_by: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,8 @@ sources and wording, overlaid with the pack's ``[content]`` options::
     rule = "…"   source = "…"   category = "unsubscribe"
     purposes = ["marketing"]
     missing = "block"                # default, overridden by [content] unsubscribe = …
+                                     # ("require" means block)
+    optional = false                 # true: the pack may switch it off (= "off")
     append_text = "拒收请回复R"
     markers = \"\"\"…\"\"\"               # any of these counts as present
 
@@ -142,8 +144,14 @@ def _instructions(
         if not isinstance(table, dict):
             raise lines.error(name, f"{where} must be a table", after)
         missing = options.get(name, table.get("missing", "block"))
+        optional = table.get("optional", False) is True
+        if missing == "require":
+            missing = "block"
+        if missing == "off" and optional:
+            continue
         if missing not in _MISSING:
-            raise pack.error(name, f"content.{name} must be block or append", pack_after)
+            extra = " (or require = block, or off)" if optional else ""
+            raise pack.error(name, f"content.{name} must be block or append{extra}", pack_after)
         purposes = check_names(lines, "purposes", table.get("purposes"), PURPOSES, after)
         markers = parse_terms(table.get("markers"), lines, "markers", after)
         out.append(
@@ -157,7 +165,7 @@ def _instructions(
                 markers=tuple(m for m, _, _ in markers),
             )
         )
-    for key in ("unsubscribe", "opt_out"):
+    for key in ("unsubscribe", "opt_out", "debt_collector_disclosure"):
         if key in options and key not in raw:
             raise pack.error(key, f"content.{key}: the lexicon folder has no such rule", pack_after)
     return tuple(out)

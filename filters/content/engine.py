@@ -3,17 +3,21 @@ then the structural rules. Pure: text and context in, findings out."""
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass, replace
 
 from config.content_model import PackSpec, Rule, Scope
 from filters.content.matcher import Kind, Lexicon, RawHit
-from filters.content.result import ContentFinding, ContentResult, MessageContext
+from filters.content.result import BLOCK, ContentFinding, ContentResult, MessageContext
 from filters.content.structure import StructureChecker, find_signature
-from filters.content.views import Boundaries, squeeze
+from filters.content.views import Boundaries, squeeze, squeeze_term
 from filters.normalize import Normalized, normalize
 
 __all__ = ["ContentFilter"]
+
+_NEGATOR_WINDOW = 8  # characters before a context word searched for a negator
+_CLAUSE_END = re.compile(r"[,，。.!！?？;；:：\n]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +40,10 @@ class ContentFilter:
         self.spec = spec
         self.lexicon = Lexicon(spec)
         self.structure = StructureChecker(spec.structure, spec.t2s)
+        self._negators = tuple(
+            tuple(squeeze_term(normalize(n).text, spec.t2s) for n in c.negated_by)
+            for c in spec.contexts
+        )
 
     @property
     def name(self) -> str:
@@ -86,8 +94,10 @@ class ContentFilter:
                 contexts[hit.entry.ref].append((place, hit))
             elif hit.entry.kind is Kind.WITH:
                 partners[hit.entry.ref].append((place, hit))
-            else:
+            elif _applies(self.spec.rules[hit.entry.ref], ctx):
                 candidates.append((hit, place))
+        _drop_captured(contexts, [h for h, _ in candidates])
+        self._drop_negated(norm.text, contexts)
         signature = find_signature(text)
         context_index = {c.name: i for i, c in enumerate(self.spec.contexts)}
         seen: set[tuple[str, int, int]] = set()
@@ -95,8 +105,6 @@ class ContentFilter:
         allowed: list[ContentFinding] = []
         for hit, place in candidates:
             rule = self.spec.rules[hit.entry.ref]
-            if not _applies(rule, ctx):
-                continue
             start, end = hit.start, hit.end
             if rule.with_terms:
                 partner = next(
@@ -112,14 +120,33 @@ class ContentFilter:
             if key in seen:
                 continue
             seen.add(key)
+            escalated = any(a in ctx.attests for a in rule.escalated_by)
             reason = self._allowance(
-                rule, place, (start, end), (o_start, o_end), contexts, context_index, ctx
-            )
+                rule, place, (hit.start, hit.end), (o_start, o_end), contexts, context_index, ctx,
+                templates=not escalated,
+            )  # fmt: skip
+            severity = BLOCK if escalated else str(rule.severity)
             finding = ContentFinding(
-                rule.id, rule.category, str(rule.severity), o_start, o_end, hit.entry.term, reason
+                rule.id, rule.category, severity, o_start, o_end, hit.entry.term, reason
             )
             (allowed if reason else active).append(finding)
         return _merge_overlaps(active), _merge_overlaps(allowed)
+
+    def _drop_negated(self, text: str, contexts: dict[int, list[tuple[_Place, RawHit]]]) -> None:
+        """A context word shortly after a negator in its clause is no context
+        ("别以为这是诈骗, …坐牢", "this is not a scam: … arrested"): negation
+        never saves a threat."""
+        for ref, found in contexts.items():
+            negators = self._negators[ref]
+            if not negators:
+                continue
+            kept = []
+            for p, h in found:
+                before = _CLAUSE_END.split(text[max(0, h.start - _NEGATOR_WINDOW) : h.start])[-1]
+                squeezed = squeeze(before, self.spec.t2s).text
+                if not any(n in squeezed for n in negators):
+                    kept.append((p, h))
+            contexts[ref] = kept
 
     def _allowance(
         self,
@@ -130,20 +157,49 @@ class ContentFilter:
         contexts: dict[int, list[tuple[_Place, RawHit]]],
         index: dict[str, int],
         ctx: MessageContext,
+        *,
+        templates: bool = True,
     ) -> str | None:
-        """Why a hit is harmless, or None. ``span`` is in normalised offsets,
-        ``original`` in submitted ones; a context word inside the hit itself
-        ("诈骗" in "诈骗犯") does not count."""
+        """Why a hit is harmless, or None. ``span`` is the hit's own term in
+        normalised offsets (without a co-occurring term), ``original`` the
+        finding in submitted ones; a context word inside the hit itself
+        ("诈骗" in "诈骗犯") does not count, one around it ("police report")
+        does. ``templates=False``: an attestation escalated the rule, so no
+        attestation allows it."""
         for name in rule.allow_contexts:
             i = index[name]
             scope = self.spec.contexts[i].scope
             for p, h in contexts.get(i, ()):
-                if p.near(place, scope) and (h.end <= span[0] or span[1] <= h.start):
+                if p.near(place, scope) and _outside_or_around(h, span):
                     return f"context:{name}"
+        if not templates:
+            return None
         granted = [a for a in rule.allowed_by if a in ctx.attests]
         if granted and not any(s < original[1] and original[0] < e for s, e in ctx.untrusted):
             return f"template:{granted[0]}"
         return None
+
+
+def _outside_or_around(context: RawHit, span: tuple[int, int]) -> bool:
+    """A context word apart from the hit, one that contains it ("police
+    report" around "police") or a frame that leads into it ("we will not
+    contact" before "contact your employer"); never one inside it ("诈骗" in
+    "诈骗犯") nor one that starts within it."""
+    apart = context.end <= span[0] or span[1] <= context.start
+    around = context.start <= span[0] and span[1] <= context.end
+    leads_in = context.start < span[0] < context.end
+    return apart or leads_in or (around and context.end - context.start > span[1] - span[0])
+
+
+def _drop_captured(contexts: dict[int, list[tuple[_Place, RawHit]]], hits: list[RawHit]) -> None:
+    """A context word that is part of a prohibited phrase is no context:
+    "诈骗" in "涉嫌诈骗" or "诈骗罪" does not make a threat an anti-fraud notice."""
+    if not hits:
+        return
+    for ref, found in contexts.items():
+        contexts[ref] = [
+            (p, h) for p, h in found if not any(r.start <= h.start and h.end <= r.end for r in hits)
+        ]
 
 
 def _applies(rule: Rule, ctx: MessageContext) -> bool:

@@ -4,43 +4,23 @@ automaton matches into spans of the normalised text."""
 
 from __future__ import annotations
 
-import enum
-from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
 import ahocorasick
 
-from config.content_model import PackSpec, Term
+from config.content_model import PackSpec
+from filters.content.keys import Entry, Kind, key_tables
 from filters.content.views import (
     View,
     has_latin_between,
     pinyin_view,
     squeeze,
-    squeeze_term,
-    word_key,
     words,
 )
-from filters.normalize import normalize
 
 __all__ = ["Entry", "Kind", "Lexicon", "RawHit"]
-
-MIN_PINYIN_KEY: Final = 4  # shorter readings collide with ordinary Latin text
-MAX_GLUED_WORDS: Final = 8
-
-
-class Kind(enum.IntEnum):
-    RULE = 0  # a term of rule ``ref``
-    WITH = 1  # a co-occurring term of rule ``ref``
-    CONTEXT = 2  # a term of allow-context ``ref``
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    kind: Kind
-    ref: int
-    term: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,30 +30,28 @@ class RawHit:
     end: int
 
 
-def glued(phrase: str) -> set[str]:
-    """Both "kill you" and "killyou": letters spelled out with spaces ("k i l l y o u")
-    run words together, so every way of gluing neighbouring words is a key too
-    (up to MAX_GLUED_WORDS words; keys match whole words only)."""
-    words = phrase.split()
-    if not 1 < len(words) <= MAX_GLUED_WORDS:
-        return {phrase}
-    out = set()
-    for mask in range(1 << (len(words) - 1)):
-        parts = [words[0]]
-        for i, word in enumerate(words[1:]):
-            parts.append(word if mask >> i & 1 else " " + word)
-        out.add("".join(parts))
-    return out
+class _Automaton:
+    """An integer automaton (fast to build: no Python object per key) and the
+    key length and entries behind each number."""
+
+    __slots__ = ("auto", "entries", "sizes")
+
+    def __init__(self, keys: Mapping[str, list[Entry]]) -> None:
+        self.auto: Any = ahocorasick.Automaton(ahocorasick.STORE_INTS)
+        for i, key in enumerate(keys):
+            self.auto.add_word(key, i)
+        self.auto.make_automaton()
+        self.sizes = list(map(len, keys))
+        self.entries = list(keys.values())  # private: never changed after the build
+
+    def iter(self, text: str) -> Iterator[tuple[int, int, list[Entry]]]:
+        sizes, entries = self.sizes, self.entries
+        for end, i in self.auto.iter(text):
+            yield end, sizes[i], entries[i]
 
 
-def _automaton(keys: Mapping[str, list[Entry]]) -> Any:
-    if not keys:
-        return None
-    auto = ahocorasick.Automaton()
-    for key, entries in keys.items():
-        auto.add_word(key, (len(key), tuple(entries)))
-    auto.make_automaton()
-    return auto
+def _automaton(keys: Mapping[str, list[Entry]]) -> _Automaton | None:
+    return _Automaton(keys) if keys else None
 
 
 class Lexicon:
@@ -82,33 +60,7 @@ class Lexicon:
     def __init__(self, spec: PackSpec) -> None:
         self.t2s = spec.t2s
         self.syllables = spec.syllables
-        squeezed: dict[str, list[Entry]] = defaultdict(list)
-        latin: dict[str, list[Entry]] = defaultdict(list)
-        spoken: dict[str, list[Entry]] = defaultdict(list)
-
-        def add(kind: Kind, ref: int, terms: Iterable[Term]) -> None:
-            for term in terms:
-                entry = Entry(kind, ref, term.text)
-                norm = normalize(term.text).text
-                if any(ord(ch) > 0x7F for ch in norm):
-                    for written in (norm, *(normalize(f).text for f in term.forms)):
-                        key = squeeze_term(written, self.t2s)
-                        if key and entry not in squeezed[key]:
-                            squeezed[key].append(entry)
-                else:
-                    for written in glued(norm):
-                        key = word_key(written, prefix=term.prefix)
-                        if key.strip() and entry not in latin[key]:
-                            latin[key].append(entry)
-                for reading in term.pinyin:
-                    if len(reading) >= MIN_PINYIN_KEY and entry not in spoken[reading]:
-                        spoken[reading].append(entry)
-
-        for i, rule in enumerate(spec.rules):
-            add(Kind.RULE, i, rule.terms)
-            add(Kind.WITH, i, rule.with_terms)
-        for i, ctx in enumerate(spec.contexts):
-            add(Kind.CONTEXT, i, ctx.terms)
+        squeezed, latin, spoken = key_tables(spec)
         self.keys = len(squeezed) + len(latin) + len(spoken)
         self._squeezed = _automaton(squeezed)
         self._latin = _automaton(latin)
@@ -125,7 +77,7 @@ class Lexicon:
                 _collect(self._latin, word_view, hits, strip=True)
         if self._spoken is not None and _has_ascii_letter(view.text):
             spoken, latin_positions = pinyin_view(view, self.syllables)
-            for end, (size, entries) in self._spoken.iter(spoken.text):
+            for end, size, entries in self._spoken.iter(spoken.text):
                 start = end + 1 - size
                 if has_latin_between(latin_positions, start, end + 1):
                     span = (spoken.origin[start], spoken.origin[end] + 1)
@@ -137,9 +89,9 @@ def _has_ascii_letter(text: str) -> bool:
     return any("a" <= ch <= "z" for ch in text)
 
 
-def _collect(auto: Any, view: View, hits: list[RawHit], *, strip: bool) -> None:
+def _collect(auto: _Automaton, view: View, hits: list[RawHit], *, strip: bool) -> None:
     origin = view.origin
-    for end, (size, entries) in auto.iter(view.text):
+    for end, size, entries in auto.iter(view.text):
         start = end + 1 - size
         if strip:  # drop the word-boundary spaces of " word " / " word"
             start += 1

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -38,7 +38,9 @@ __all__ = [
 ]
 
 _KEPT: Final = re.compile(r"[^\W_]+")
-_TOKEN: Final = re.compile(r"[a-z0-9@$]+")
+# "!" inside a word is a look-alike ("pr!son", "k!ll"), not a break; a single
+# letter after it is a spelled-out run ("k!i!l!l"), handled by ``words``
+_TOKEN: Final = re.compile(r"[a-z0-9@$]+(?:!(?=[a-z0-9@$]{2})[a-z0-9@$]+)*")
 _HAS_LETTER: Final = re.compile(r"[a-z]")
 _GAP_MAX: Final = 3
 BLOCKER: Final = "\x00"
@@ -143,9 +145,10 @@ class _Run:
         self.gap = gap
 
 
-def word_key(term: str, *, prefix: bool) -> str:
-    """The key of a Latin pattern in the word view: " w1 w2 " (or " w1 w2")."""
-    body = " ".join(latin_fold(w) for w in _TOKEN.findall(term))
+def word_key(term: str, *, prefix: bool, fold: Callable[[str], str] = latin_fold) -> str:
+    """The key of a Latin pattern in the word view: " w1 w2 " (or " w1 w2").
+    ``fold`` is ``latin_fold`` or a memoised copy of it (the lexicon builder)."""
+    body = " ".join(fold(w) for w in _TOKEN.findall(term))
     return f" {body}" if prefix else f" {body} "
 
 
@@ -174,7 +177,8 @@ class Boundaries:
 
     __slots__ = ("_clauses", "_sentences")
 
-    _CLAUSE: Final = re.compile(r"[,，。.!！?？;；:：、\n]")
+    # 、 lists items of one clause ("诉讼、仲裁途径"), so it does not end one
+    _CLAUSE: Final = re.compile(r"[,，。.!！?？;；:：\n]")
     _SENTENCE: Final = re.compile(r"[。!！?？;；\n]|\.(?!\d)")
 
     def __init__(self, normalized: str) -> None:

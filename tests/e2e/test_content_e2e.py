@@ -110,10 +110,14 @@ async def test_us_opt_out_line_is_appended_to_the_sent_body(start_gateway: Any) 
     text = "Bright Loans: $210.55 is due Dec 12"
     status, answer = await send(gw, token, to=US_MOBILE, purpose="repayment_reminder", text=text)
     assert status == 202 and answer["status"] == "queued"
-    assert answer["body"] == text + ". Reply STOP to opt out."
+    assert answer["body"] == (
+        text + ". This is a communication from a debt collector. Reply STOP to opt out."
+    )
     assert answer["findings"] == [
+        {"kind": "content", "rule": "us.structure.disclosure", "category": "disclosure",
+         "action": "append", "start": None, "end": None},
         {"kind": "content", "rule": "us.structure.opt_out", "category": "opt_out",
-         "action": "append", "start": None, "end": None}
+         "action": "append", "start": None, "end": None},
     ]  # fmt: skip
 
 

@@ -60,5 +60,8 @@ def test_explain_options(capsys: pytest.CaptureFixture[str]) -> None:
     us = ["policy", "explain", "--pack", "us-fdcpa", "--purpose", "repayment_reminder"]
     assert main([*us, "Bright Loans: $20 due Friday"]) == 0
     out = capsys.readouterr().out
-    assert "body: Bright Loans: $20 due Friday. Reply STOP to opt out." in out
+    assert (
+        "body: Bright Loans: $20 due Friday. This is a communication from a debt collector."
+        " Reply STOP to opt out." in out
+    )
     assert main(["policy", "explain", "--pack", "nope", "x"]) == 1

@@ -87,10 +87,18 @@ def test_us_collection_texts_get_an_opt_out_line_appended(us: ContentFilter) -> 
     text = "Bright Loans: $210.55 is due Dec 12"
     result = us.check(text, MessageContext("repayment_reminder", region="US"))
     assert result.decision is None
-    assert result.body == "Bright Loans: $210.55 is due Dec 12. Reply STOP to opt out."
-    assert [(f.rule, f.action) for f in result.findings] == [("us.structure.opt_out", "append")]
+    assert result.body == (
+        "Bright Loans: $210.55 is due Dec 12. This is a communication from a debt collector."
+        " Reply STOP to opt out."
+    )
+    assert [(f.rule, f.action) for f in result.findings] == [
+        ("us.structure.disclosure", "append"),
+        ("us.structure.opt_out", "append"),
+    ]
+    disclosed = "Acme Recovery is a debt collector. " + text
     assert (
-        us.check(text + ". Reply STOP to opt out.", MessageContext("overdue_notice")).body is None
+        us.check(disclosed + ". Reply STOP to opt out.", MessageContext("overdue_notice")).body
+        is None
     )
     assert us.check(text, MessageContext("service")).body is None
     marketing = us.check("Bright Loans: 0% APR this week!", MessageContext("marketing"))

@@ -1,0 +1,100 @@
+"""A file cache for the slow, derived parts of a content pack: pinyin
+readings (pypinyin) and traditional spellings (OpenCC) of some 19,000 terms
+take seconds to compute and never change for the same terms and library
+versions.
+
+Entries are plain JSON (never pickle) under ``var/cache/content/`` (or the
+folder in ``LENDSMS_CONTENT_CACHE``; ``off`` disables the cache), one file per
+key; the key is a SHA-256 of the kind, the library version and the inputs in
+order, so an edited lexicon or an upgraded library simply misses. A missing,
+unreadable or malformed entry is recomputed; a cache that cannot be written
+is skipped. Writes are atomic (temporary file + rename); only the newest
+entries of each kind are kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+__all__ = ["cache_dir", "cached"]
+
+ENV: Final = "LENDSMS_CONTENT_CACHE"
+DEFAULT_DIR: Final = Path("var/cache/content")
+_FORMAT: Final = 1  # bump when the stored shape changes
+KEEP: Final = 8  # entries kept per kind (every pack has its own)
+
+T = TypeVar("T")
+
+
+def cache_dir() -> Path | None:
+    """The cache folder, or None when switched off."""
+    value = os.environ.get(ENV, "")
+    if value.strip().lower() == "off":
+        return None
+    return Path(value) if value.strip() else DEFAULT_DIR
+
+
+def _key(kind: str, version: str, inputs: Iterable[str]) -> str:
+    digest = hashlib.sha256(f"{_FORMAT}\x00{kind}\x00{version}\x00".encode())
+    for item in inputs:
+        digest.update(item.encode())
+        digest.update(b"\x00")
+    return digest.hexdigest()
+
+
+def cached(
+    kind: str,
+    version: str,
+    inputs: list[str],
+    compute: Callable[[], T],
+    encode: Callable[[T], Any],
+    decode: Callable[[Any], T],
+) -> T:
+    """``compute()``, or its stored result for the same kind, version and inputs.
+
+    ``encode`` turns the result into JSON data, ``decode`` back (and raises
+    ValueError, TypeError or KeyError for data of the wrong shape).
+    """
+    folder = cache_dir()
+    if folder is None:
+        return compute()
+    path = folder / f"{kind}-{_key(kind, version, inputs)}.json"
+    try:
+        return decode(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        pass
+    result = compute()
+    _store(path, encode(result))
+    _prune(folder, kind)
+    return result
+
+
+def _prune(folder: Path, kind: str) -> None:
+    """Keep the newest KEEP entries of a kind (lexicon edits leave old ones)."""
+    try:
+        entries = sorted(folder.glob(f"{kind}-*.json"), key=lambda p: p.stat().st_mtime)
+        for old in entries[:-KEEP]:
+            old.unlink(missing_ok=True)
+    except OSError:
+        return
+
+
+def _store(path: Path, data: Any) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                json.dump(data, out, ensure_ascii=False, separators=(",", ":"))
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError:
+        return  # a read-only checkout still works, only slower
