@@ -1,5 +1,6 @@
-"""The store port. Backends (sqlite now, redis later) implement :class:`Store`
-and pass the same contract tests."""
+"""The store port. Backends (gateway/store/sqlite.py, gateway/store/redis_store.py;
+gateway/store/factory.py picks one) implement :class:`Store` and pass the same
+contract tests (tests/contract/)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any, Protocol
 
 from gateway.models import ApiKey, Client, Message, Status
 from gateway.store.delivery import DeliveryStore
+from gateway.store.review import ReviewStore
 
 
 class ClaimState(enum.Enum):
@@ -128,7 +130,7 @@ class AuditStore(Protocol):
         """Forget every key of ``owner`` (all generations); the ids destroyed now."""
 
 
-class Store(AuditStore, DeliveryStore, Protocol):
+class Store(AuditStore, DeliveryStore, ReviewStore, Protocol):
     async def open(self) -> None: ...
 
     async def close(self) -> None: ...

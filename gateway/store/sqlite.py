@@ -40,6 +40,7 @@ from gateway.store.sqlite_conn import SqliteThread
 from gateway.store.sqlite_delivery import DELIVERY_SCHEMA, SqliteDeliveryTables
 from gateway.store.sqlite_erase import SqliteErasure
 from gateway.store.sqlite_group import SqliteGroupCommit
+from gateway.store.sqlite_review import REVIEW_SCHEMA, SqliteReviewTables
 
 T = TypeVar("T")
 
@@ -136,9 +137,14 @@ def _dt(value: float | None) -> datetime | None:
 
 
 class SqliteStore(
-    SqliteGroupCommit, SqliteThread, SqliteAuditTables, SqliteDeliveryTables, SqliteErasure
+    SqliteGroupCommit,
+    SqliteThread,
+    SqliteAuditTables,
+    SqliteDeliveryTables,
+    SqliteErasure,
+    SqliteReviewTables,
 ):
-    schemas = (SCHEMA, AUDIT_SCHEMA, DELIVERY_SCHEMA)
+    schemas = (SCHEMA, AUDIT_SCHEMA, DELIVERY_SCHEMA, REVIEW_SCHEMA)
     foreign_keys = True
     unavailable = StoreUnavailable
 

@@ -19,28 +19,13 @@ from typing import Any
 import pytest
 
 from tests.conftest import CN_MOBILE
-from tests.e2e.test_cli import (
-    DEADLINE,
-    SERVE,
-    Deployment,
-    clean_env,
-    free_port,
-    lendsms,
-    outbox_line,
-    request,
-    wait_until_up,
-)
-
-TEXT = "【安心消费金融】您本期应还1,086.40元，最后还款日12月8日。"
+from tests.e2e.cli_helpers import TEXT, Served, client_deployment, serving
+from tests.e2e.test_cli import Deployment, clean_env, lendsms, outbox_line, request
 
 
 @pytest.fixture
 def deployment(tmp_path: Path) -> Deployment:
-    result = lendsms("init", "--dir", "D", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    d = Deployment(cwd=tmp_path, dir=tmp_path / "D")
-    d.add_client()
-    return d
+    return client_deployment(tmp_path)
 
 
 def audit_dir(d: Deployment) -> Path:
@@ -55,47 +40,10 @@ def verify(d: Deployment) -> subprocess.CompletedProcess[str]:
     return d.run("audit", "verify")
 
 
-class Served:
-    """``lendsms serve`` on a free port, killed at the end if still running."""
-
-    def __init__(self, d: Deployment) -> None:
-        self.d, self.port = d, free_port()
-        self.err = d.cwd / "serve.err"
-        with self.err.open("wb") as err:
-            self.proc = subprocess.Popen(
-                [*SERVE, "--config", str(d.config), "--port", str(self.port)],
-                cwd=d.cwd, env=clean_env(), stdout=subprocess.DEVNULL, stderr=err,
-            )  # fmt: skip
-        wait_until_up(self.proc, self.port, self.err)
-
-    def send(self, token: str, **fields: Any) -> dict[str, Any]:
-        body = {"to": CN_MOBILE, "borrower_id": "B-1", "purpose": "service",
-                "text": TEXT, **fields}  # fmt: skip
-        status, answer = request(f"http://127.0.0.1:{self.port}/v1/messages", body, token)
-        assert status == 202, answer
-        return dict(answer)
-
-    def wait_sent(self, message_id: str) -> None:
-        outbox = self.d.dir / "var" / "outbox.jsonl"
-        deadline = time.monotonic() + DEADLINE
-        while outbox_line(outbox, message_id) is None:
-            assert time.monotonic() < deadline, "not sent"
-            time.sleep(0.05)
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        self.proc.send_signal(sig)
-        self.proc.wait(timeout=DEADLINE)
-
-
 @pytest.fixture
 def served(deployment: Deployment) -> Iterator[Served]:
-    server = Served(deployment)
-    try:
+    with serving(deployment) as server:
         yield server
-    finally:
-        if server.proc.poll() is None:
-            server.proc.kill()
-            server.proc.wait(timeout=DEADLINE)
 
 
 # -------------------------------------------------------------------- verify
