@@ -642,6 +642,8 @@ async def test_a_status_query_that_fails_never_leads_to_a_blind_resend(rig: Rig)
 
 
 # -- interrupted attempts -------------------------------------------------------
+# (confirmed by a status query, or not found and then sent: these run on both
+# store backends in tests/contract/test_dispatch_handoff.py)
 
 
 async def interrupted(rig: Rig, provider: str = "p1") -> Message:
@@ -652,46 +654,6 @@ async def interrupted(rig: Rig, provider: str = "p1") -> Message:
     assert await rig.claim() == []  # leased by the dead worker
     rig.clock.advance(6)
     return m
-
-
-async def test_interrupted_attempt_confirmed_by_status_query_is_not_resent(rig: Rig) -> None:
-    log: list[str] = []
-    p1 = ScriptedProvider(
-        "p1",
-        statuses=[StatusResult(DeliveryState.ACCEPTED, "pm-int")],
-        status_query=True,
-        log=log,
-    )
-    d = rig.dispatcher(p1)
-    m = await interrupted(rig)
-
-    item = await rig.claim_one(m.id)
-    assert item.status is Status.SENDING and item.attempts == 1
-    await d.handle(item)
-
-    got = await rig.get(m.id)
-    assert got.status is Status.SENT and got.provider_message_id == "pm-int"
-    assert log == ["query:p1"] and p1.sent == []
-
-
-async def test_interrupted_attempt_not_found_is_queried_before_it_is_sent(rig: Rig) -> None:
-    log: list[str] = []
-    p1 = ScriptedProvider(
-        "p1",
-        [sent("pm-again")],
-        statuses=[StatusResult(DeliveryState.NOT_FOUND)],
-        status_query=True,
-        log=log,
-    )
-    d = rig.dispatcher(p1)
-    m = await interrupted(rig)
-
-    await d.handle(await rig.claim_one(m.id))
-
-    got = await rig.get(m.id)
-    assert log == ["query:p1", "send:p1"]
-    assert got.status is Status.SENT and got.attempts == 2
-    assert_recorded_before_each_send(p1)
 
 
 async def test_interrupted_attempt_without_status_query_fails(rig: Rig) -> None:

@@ -1,6 +1,8 @@
 """``SqliteStore.erase_borrower``: one borrower's messages and stored
 idempotency answers read ``[erased]``, those not yet sent are cancelled, the
-old ciphertext leaves the database files, another borrower is untouched."""
+old ciphertext leaves the database files, another borrower is untouched. The
+backend-neutral erase contract (erasing again, an unknown borrower) runs on
+SQLite and Redis in tests/contract/test_erase.py."""
 
 from __future__ import annotations
 
@@ -152,25 +154,3 @@ async def tokens_of(store: SqliteStore) -> list[tuple[str, str]]:
         return [(str(a), str(b)) for a, b in rows]
 
     return (await store._run(op))[:4]
-
-
-async def test_erase_again_is_harmless(store: SqliteStore) -> None:
-    m = await accept(store, "B-gone")
-    owner = store.index.borrower("acme", "B-gone")
-    first = await store.erase_borrower("acme", owner, T0)
-    second = await store.erase_borrower("acme", owner, T0 + timedelta(seconds=1))
-    assert first.cancelled == (m.id,) and second.cancelled == ()
-    assert second.messages == (m.id,) and second.answers == 1
-    got = await store.get_message(m.id)
-    assert got is not None and got.erased and got.status is Status.CANCELLED
-    assert [e.status for e in got.events] == [Status.QUEUED, Status.CANCELLED]
-
-
-async def test_erase_of_an_unknown_borrower_changes_nothing(store: SqliteStore) -> None:
-    m = await accept(store, "B-keep")
-    done = await store.erase_borrower("acme", store.index.borrower("acme", "B-none"), T0)
-    assert (done.messages, done.cancelled, done.answers) == ((), (), 0)
-    other_client = await store.erase_borrower("other", store.index.borrower("other", "B-keep"), T0)
-    assert other_client.messages == ()
-    got = await store.get_message(m.id)
-    assert got is not None and got.body == BODY and got.status is Status.QUEUED

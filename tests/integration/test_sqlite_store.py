@@ -1,6 +1,7 @@
-"""The store contract on a real SQLite file: round trips, what reaches the
-disk, the state machine, the queue and its leases, attempts, idempotency,
-clients and keys, and a store that cannot serve."""
+"""The embedded store on a real SQLite file: what reaches the disk, the queue
+table as another process sees it, and a store that cannot serve. The
+backend-neutral contract (round trips, the state machine, claiming, attempts,
+idempotency, clients and keys) runs on SQLite and Redis in tests/contract."""
 
 from __future__ import annotations
 
@@ -8,35 +9,28 @@ import contextlib
 import secrets
 import sqlite3
 from collections.abc import AsyncIterator
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from gateway.crypto import BlindIndex, FieldCipher
-from gateway.errors import StoreUnavailable, TransitionError
-from gateway.models import (
-    TERMINAL,
-    TRANSITIONS,
-    Action,
-    ApiKey,
-    Client,
-    Event,
-    Finding,
-    Message,
-    Status,
-)
-from gateway.store.base import ClaimState, IdempotencyRecord
+from gateway.errors import StoreUnavailable
+from gateway.models import TERMINAL, TRANSITIONS, Client, Event, Status
+from gateway.store.base import IdempotencyRecord
 from gateway.store.sqlite import SqliteStore
-
-T0 = datetime(2025, 3, 4, 5, 6, 7, 123456, tzinfo=UTC)
-PHONE = "+8613812345678"
-TEXT = "尊敬的张伟先生，您尾号4417的借款已逾期3天，请尽快还款。"
-BODY = "尊敬的张**先生，您尾号****的借款已逾期3天，请尽快还款。"
-BORROWER = "BRW-7731-secret-borrower"
-REFERENCE = "LOAN-REF-99812-ZX"
-CALLBACK = "https://lender.example/cb/receipts-4417"
+from tests.contract.helpers import (
+    BODY,
+    BORROWER,
+    CALLBACK,
+    PHONE,
+    REFERENCE,
+    T0,
+    TEXT,
+    make_message,
+    put,
+    seed,
+)
 
 
 def open_raw_store(path: Path) -> SqliteStore:
@@ -59,75 +53,6 @@ async def store(db_path: Path) -> AsyncIterator[SqliteStore]:
     await s.close()
 
 
-_counter = iter(range(10**9))
-
-
-def make_message(
-    status: Status = Status.QUEUED, *, at: datetime = T0, **changes: object
-) -> Message:
-    n = next(_counter)
-    message = Message(
-        id=f"msg_{n:06d}{secrets.token_hex(4)}",
-        client_id="acme",
-        to=PHONE,
-        to_masked="+86138****5678",
-        region="CN",
-        borrower_id=BORROWER,
-        purpose="overdue_notice",
-        recipient_role="borrower",
-        text=TEXT,
-        body=BODY,
-        segments=1,
-        encoding="UCS-2",
-        findings=(
-            Finding("pii", "pii.cn_name", "name", Action.MASK, 5, 7),
-            Finding("content", "cn.threat.family", "threat", Action.NOTE),
-        ),
-        status=status,
-        created_at=at,
-        updated_at=at,
-        scheduled_at=at + timedelta(hours=1) if status is Status.SCHEDULED else None,
-        expires_at=at + timedelta(days=1),
-        reference=REFERENCE,
-        callback_url=CALLBACK,
-        events=(Event(at=at, status=status, detail="accepted"),),
-    )
-    return replace(message, **changes)
-
-
-def due_for(status: Status, at: datetime = T0) -> datetime | None:
-    if status is Status.QUEUED:
-        return at
-    if status is Status.SCHEDULED:
-        return at + timedelta(hours=1)
-    return None
-
-
-async def put(store: SqliteStore, status: Status = Status.QUEUED, **changes: object) -> Message:
-    m = make_message(status, **changes)
-    await store.commit_acceptance(m, None, due_for(status))
-    return m
-
-
-async def seed(store: SqliteStore, status: Status) -> Message:
-    """A message in ``status``, reached the way the service reaches it."""
-    if status in (Status.QUEUED, Status.SCHEDULED, Status.HELD, Status.BLOCKED):
-        return await put(store, status)
-    if status is Status.REJECTED:
-        held = await put(store, Status.HELD)
-        return await store.transition(held.id, Status.REJECTED, T0)
-    m = await put(store, Status.QUEUED)
-    await store.begin_attempt(m.id, "p1", T0, "w1", T0 + timedelta(seconds=30))
-    if status is Status.SENDING:
-        return m
-    if status in (Status.DELIVERED, Status.UNDELIVERED):
-        await store.transition(m.id, Status.SENT, T0)
-    await store.transition(m.id, status, T0)
-    got = await store.get_message(m.id)
-    assert got is not None and got.status is status
-    return got
-
-
 def exists(path: Path) -> bool:
     return path.exists()
 
@@ -139,44 +64,7 @@ def queue_rows(path: Path) -> dict[str, tuple[float, str | None, float]]:
         return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
 
-# -- round trip -------------------------------------------------------------
-
-
-async def test_commit_and_get_round_trip_every_field(store: SqliteStore) -> None:
-    m = make_message(
-        Status.SCHEDULED,
-        events=(
-            Event(at=T0, status=Status.SCHEDULED, detail="quiet hours until 08:00"),
-            Event(at=T0 + timedelta(seconds=1), status=Status.SCHEDULED, detail=None),
-        ),
-    )
-    await store.commit_acceptance(m, None, due_for(Status.SCHEDULED))
-
-    got = await store.get_message(m.id)
-
-    assert got == m
-    # the fields dataclass equality covers, spelled out for the ones that matter
-    assert got.to == PHONE and got.text == TEXT and got.body == BODY
-    assert got.borrower_id == BORROWER and got.reference == REFERENCE
-    assert got.callback_url == CALLBACK
-    assert got.findings == m.findings
-    assert got.findings[0].start == 5 and got.findings[1].end is None
-    assert got.events == m.events
-    assert got.created_at.tzinfo is not None
-    assert got.scheduled_at == T0 + timedelta(hours=1)
-    assert got.provider is None and got.provider_message_id is None and got.attempts == 0
-
-
-async def test_optional_fields_round_trip_as_none(store: SqliteStore) -> None:
-    m = make_message(reference=None, callback_url=None, findings=())
-    await store.commit_acceptance(m, None, T0)
-    got = await store.get_message(m.id)
-    assert got == m
-    assert got.reference is None and got.callback_url is None and got.findings == ()
-
-
-async def test_unknown_message_is_none(store: SqliteStore) -> None:
-    assert await store.get_message("msg_nope") is None
+# -- what reaches the disk -------------------------------------------------
 
 
 async def test_personal_fields_never_reach_the_file_in_plaintext(
@@ -218,72 +106,16 @@ async def test_personal_fields_never_reach_the_file_in_plaintext(
 # -- the state machine ------------------------------------------------------
 
 
-@pytest.mark.parametrize("old", list(Status), ids=str)
-async def test_every_pair_of_statuses_follows_transitions(store: SqliteStore, old: Status) -> None:
-    wrong: list[str] = []
-    for new in Status:
-        m = await seed(store, old)
-        before = await store.get_message(m.id)
-        assert before is not None
-        # a same-status move (re-attempt, new due time) is fine for a live
-        # message; a terminal status is final
-        allowed = new in TRANSITIONS[old] or (new is old and old not in TERMINAL)
-        at = T0 + timedelta(minutes=5)
-        try:
-            moved = await store.transition(m.id, new, at, detail=f"to {new}")
-        except TransitionError:
-            if allowed:
-                wrong.append(f"{old}->{new} refused")
-            after = await store.get_message(m.id)
-            if after != before:  # refused: nothing changed, no event added
-                wrong.append(f"{old}->{new} refused but changed the message")
-            continue
-        if not allowed:
-            wrong.append(f"{old}->{new} allowed")
-            continue
-        if moved.status is not new or moved.updated_at != at:
-            wrong.append(f"{old}->{new} returned {moved.status}")
-        if moved.events[-1] != Event(at=at, status=new, detail=f"to {new}"):
-            wrong.append(f"{old}->{new} recorded no event")
-        if len(moved.events) != len(before.events) + 1:
-            wrong.append(f"{old}->{new} event count")
-    assert wrong == []
-
-
 async def test_transitions_table_is_exercised() -> None:
-    # the pair test above is only meaningful if the table has both kinds
+    # the pair test (tests/contract/test_messages.py) is only meaningful if the
+    # table has both kinds
     pairs = [(o, n) for o in Status for n in Status]
     allowed = [p for p in pairs if p[1] in TRANSITIONS[p[0]]]
     assert 0 < len(allowed) < len(pairs)
     assert all(TRANSITIONS[s] == frozenset() for s in TERMINAL)
 
 
-async def test_expect_mismatch_raises_and_changes_nothing(store: SqliteStore) -> None:
-    m = await put(store, Status.QUEUED)
-    with pytest.raises(TransitionError):
-        await store.transition(
-            m.id, Status.CANCELLED, T0, expect=frozenset({Status.HELD, Status.SCHEDULED})
-        )
-    got = await store.get_message(m.id)
-    assert got is not None and got.status is Status.QUEUED and len(got.events) == 1
-    # the same move with a matching expectation goes through
-    moved = await store.transition(
-        m.id, Status.CANCELLED, T0, expect=frozenset({Status.QUEUED, Status.HELD})
-    )
-    assert moved.status is Status.CANCELLED
-
-
-async def test_transition_of_unknown_message_is_key_error(store: SqliteStore) -> None:
-    with pytest.raises(KeyError):
-        await store.transition("msg_missing", Status.CANCELLED, T0)
-
-
-async def test_transition_records_provider_and_provider_message_id(store: SqliteStore) -> None:
-    m = await seed(store, Status.SENDING)
-    sent = await store.transition(m.id, Status.SENT, T0, provider_message_id="pm-77")
-    assert sent.provider == "p1" and sent.provider_message_id == "pm-77"
-    again = await store.get_message(m.id)
-    assert again is not None and again.provider_message_id == "pm-77"
+# -- the queue table as another process sees it -----------------------------
 
 
 @pytest.mark.parametrize("terminal", sorted(TERMINAL - {Status.BLOCKED, Status.REJECTED}), ids=str)
@@ -348,21 +180,6 @@ async def test_acceptance_queues_only_with_a_due_time(store: SqliteStore, db_pat
 # -- claiming and leases ----------------------------------------------------
 
 
-async def test_claim_due_honours_due_at(store: SqliteStore) -> None:
-    soon = await put(store, Status.QUEUED)
-    later = make_message(Status.SCHEDULED)
-    await store.commit_acceptance(later, None, T0 + timedelta(hours=1))
-    lease = T0 + timedelta(hours=5)
-
-    first = await store.claim_due(T0, 10, "w1", lease)
-    assert [i.message_id for i in first] == [soon.id]
-    assert first[0].status is Status.QUEUED and first[0].attempts == 0
-
-    assert await store.claim_due(T0 + timedelta(minutes=59), 10, "w1", lease) == []
-    second = await store.claim_due(T0 + timedelta(hours=1), 10, "w1", lease)
-    assert [(i.message_id, i.status) for i in second] == [(later.id, Status.SCHEDULED)]
-
-
 async def test_a_leased_item_is_not_claimed_again_until_the_lease_passes(
     store: SqliteStore, db_path: Path
 ) -> None:
@@ -377,27 +194,6 @@ async def test_a_leased_item_is_not_claimed_again_until_the_lease_passes(
     again = await store.claim_due(after, 10, "w2", after + timedelta(seconds=30))
     assert [i.message_id for i in again] == [m.id]
     assert queue_rows(db_path)[m.id][1] == "w2"
-
-
-async def test_claim_due_respects_the_limit_and_takes_the_oldest_first(
-    store: SqliteStore,
-) -> None:
-    ids = []
-    for i in range(5):
-        m = make_message(Status.QUEUED)
-        await store.commit_acceptance(m, None, T0 - timedelta(seconds=10 - i))
-        ids.append(m.id)
-    lease = T0 + timedelta(seconds=30)
-
-    first = await store.claim_due(T0, 2, "w1", lease)
-    second = await store.claim_due(T0, 2, "w1", lease)
-    third = await store.claim_due(T0, 2, "w1", lease)
-
-    assert [i.message_id for i in first] == ids[:2]
-    assert [i.message_id for i in second] == ids[2:4]
-    assert [i.message_id for i in third] == ids[4:]
-    assert await store.claim_due(T0, 2, "w1", lease) == []
-    assert await store.queue_depth() == {"queued": 5}
 
 
 async def test_begin_attempt_counts_attempts_and_records_the_provider(
@@ -426,118 +222,6 @@ async def test_begin_attempt_counts_attempts_and_records_the_provider(
     items = await store.claim_due(later, 10, "w2", later + timedelta(seconds=30))
     assert [(i.message_id, i.status, i.attempts) for i in items] == [(m.id, Status.SENDING, 2)]
     assert await store.queue_depth() == {"sending": 1}
-
-
-@pytest.mark.parametrize("status", [Status.HELD, Status.CANCELLED, Status.SENT], ids=str)
-async def test_begin_attempt_refuses_a_message_that_is_not_sendable(
-    store: SqliteStore, status: Status
-) -> None:
-    m = await seed(store, status)
-    with pytest.raises(TransitionError):
-        await store.begin_attempt(m.id, "p1", T0, "w1", T0 + timedelta(seconds=30))
-    got = await store.get_message(m.id)
-    assert got is not None and got.status is status and got.attempts == m.attempts
-
-
-# -- idempotency ------------------------------------------------------------
-
-
-async def test_idempotency_claim_in_flight_reclaim_and_done(store: SqliteStore) -> None:
-    first = await store.claim_idempotency("acme", "k1", "hash-a", T0, 30)
-    assert first.state is ClaimState.CLAIMED and first.request_hash == "hash-a"
-
-    dup = await store.claim_idempotency("acme", "k1", "hash-b", T0 + timedelta(seconds=29), 30)
-    assert dup.state is ClaimState.IN_FLIGHT and dup.request_hash == "hash-a"
-    # another client's key of the same name is independent
-    other = await store.claim_idempotency("other", "k1", "hash-x", T0, 30)
-    assert other.state is ClaimState.CLAIMED
-
-    # the first claimer died: once its lease passes the key can be claimed again
-    t2 = T0 + timedelta(seconds=31)
-    retaken = await store.claim_idempotency("acme", "k1", "hash-b", t2, 30)
-    assert retaken.state is ClaimState.CLAIMED and retaken.request_hash == "hash-b"
-
-    m = make_message()
-    response = {"id": m.id, "status": "queued", "to_masked": m.to_masked, "body": BODY,
-                "findings": [{"rule": "r1"}]}  # fmt: skip
-    expires = t2 + timedelta(days=1)
-    await store.commit_acceptance(m, IdempotencyRecord("k1", "hash-b", 202, response, expires), T0)
-
-    done = await store.claim_idempotency("acme", "k1", "hash-c", t2 + timedelta(seconds=1), 30)
-    assert done.state is ClaimState.DONE
-    assert done.request_hash == "hash-b" and done.status_code == 202
-    assert done.response == response
-
-    # once the record expires, the key is free again
-    gone = await store.claim_idempotency("acme", "k1", "hash-d", expires, 30)
-    assert gone.state is ClaimState.CLAIMED and gone.request_hash == "hash-d"
-
-
-async def test_release_idempotency_frees_a_claim_but_not_an_answer(store: SqliteStore) -> None:
-    await store.claim_idempotency("acme", "k2", "hash-a", T0, 30)
-    await store.release_idempotency("acme", "k2")
-    again = await store.claim_idempotency("acme", "k2", "hash-b", T0, 30)
-    assert again.state is ClaimState.CLAIMED and again.request_hash == "hash-b"
-
-    m = make_message()
-    record = IdempotencyRecord("k2", "hash-b", 202, {"id": m.id}, T0 + timedelta(days=1))
-    await store.commit_acceptance(m, record, T0)
-    await store.release_idempotency("acme", "k2")
-    done = await store.claim_idempotency("acme", "k2", "hash-b", T0, 30)
-    assert done.state is ClaimState.DONE and done.response == {"id": m.id}
-
-
-# -- clients and keys -------------------------------------------------------
-
-
-async def test_clients_put_update_get_list(store: SqliteStore) -> None:
-    zeta = Client(id="zeta", policy="us-fdcpa", signatures=("【安心】",), rate=5.0,
-                  link_domains=("a.example",))  # fmt: skip
-    await store.put_client(zeta, webhook_secret="whsec-1", create=True)
-    await store.put_client(Client(id="acme", policy="cn-collection"), webhook_secret=None,
-                           create=True)  # fmt: skip
-    with pytest.raises(ValueError, match="already exists"):
-        await store.put_client(zeta, webhook_secret=None, create=True)
-
-    got = await store.get_client("zeta")
-    assert got == replace(zeta, has_webhook_secret=True)
-    assert [c.id for c in await store.list_clients()] == ["acme", "zeta"]
-
-    changed = replace(zeta, policy="cn-collection", rate=None, signatures=())
-    await store.put_client(changed, webhook_secret=None, create=False)
-    got = await store.get_client("zeta")
-    assert got == replace(changed, has_webhook_secret=True)  # the secret was kept
-    acme = await store.get_client("acme")
-    assert acme is not None and acme.has_webhook_secret is False
-
-    with pytest.raises(ValueError, match="no client"):
-        await store.put_client(Client(id="ghost", policy="x"), webhook_secret=None, create=False)
-    assert await store.get_client("ghost") is None
-
-
-async def test_keys_add_get_list_revoke(store: SqliteStore) -> None:
-    await store.put_client(Client(id="acme", policy="cn-collection"), webhook_secret=None,
-                           create=True)  # fmt: skip
-    k1 = ApiKey("key_1", "acme", frozenset({"send", "review"}), T0)
-    k2 = ApiKey("key_2", "acme", frozenset({"admin"}), T0 + timedelta(seconds=1))
-    await store.add_key(k2, "hash-2")
-    await store.add_key(k1, "hash-1")
-    with pytest.raises(ValueError, match="no client"):
-        await store.add_key(ApiKey("key_3", "ghost", frozenset({"send"}), T0), "hash-3")
-
-    stored = await store.get_key("key_1")
-    assert stored is not None and stored.key == k1 and stored.secret_hash == "hash-1"
-    assert await store.get_key("key_3") is None
-    assert [k.id for k in await store.list_keys()] == ["key_1", "key_2"]
-
-    when = T0 + timedelta(minutes=1)
-    assert await store.revoke_key("key_1", when) is True
-    assert await store.revoke_key("key_1", when + timedelta(minutes=1)) is False
-    assert await store.revoke_key("key_missing", when) is False
-    revoked = await store.get_key("key_1")
-    assert revoked is not None and revoked.key.revoked_at == when  # the first revocation
-    listed = {k.id: k for k in await store.list_keys()}
-    assert listed["key_1"].revoked_at == when and listed["key_2"].revoked_at is None
 
 
 # -- a store that cannot serve ----------------------------------------------
