@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: install run test lint typecheck unit bench clean lock audit-deps
+.PHONY: install run test lint typecheck unit bench bench-throughput clean lock audit-deps
 
 # every dependency is pinned in constraints.txt (make lock rewrites it)
 $(BIN)/.installed: pyproject.toml constraints.txt
@@ -42,6 +42,10 @@ unit: install $(BIN)/.test-plugin
 
 bench: install
 	@for b in bench/*.py; do [ -e "$$b" ] || continue; echo "== $$b"; $(BIN)/python "$$b" || exit 1; done
+
+## bench-throughput: POST /v1/messages per second and latency (SQLite, Redis x1, x2, echo ceiling)
+bench-throughput: install
+	$(BIN)/python bench/throughput.py
 
 ## lock: re-pin constraints.txt to what the venv has installed (after a dependency change)
 lock: install

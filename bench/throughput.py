@@ -1,0 +1,373 @@
+"""Acceptance throughput: ``POST /v1/messages`` answered per second, and latency
+percentiles, at a fixed concurrency, for the gateway on SQLite with one process,
+on Redis with one and with two processes (``serve --workers 2``), and for a bare
+one-process aiohttp server that echoes the JSON it gets: the ceiling of this
+machine and of this load generator. Then a fixed rate (500 requests/s offered)
+against Redis with two processes, for its p99.
+
+The gateways run ``serve --no-dispatch``: the measurement is about acceptance
+(authentication, validation, filters, contact policy, the durable audit record
+and the store transaction), not about providers. Every server is a subprocess on
+a free loopback port; the load generator (aiohttp, keep-alive connections) runs
+in this process. The requests are a realistic mix from the dev corpus
+(/work/shared/corpus/dev.jsonl, Chinese texts): nine in ten are texts that
+should be sent, one in ten one that is held or blocked (a 422 answer is an
+expected answer, not an error). Every request has its own borrower id, number
+and Idempotency-Key, so no contact cap interferes.
+
+    .venv/bin/python bench/throughput.py [--requests N] [--concurrency C] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# Run as a script, bench/ is first on sys.path and bench/filters.py would shadow
+# the filters package.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import aiohttp  # noqa: E402
+from aiohttp import web  # noqa: E402
+
+CORPUS = Path(os.environ.get("LENDSMS_CORPUS", "/work/shared/corpus/dev.jsonl"))
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+LENDSMS = [sys.executable, "-m", "gateway.cli"]
+HEADER = [
+    "| config | processes | requests | accepted/s | p50 ms | p95 ms | p99 ms | errors "
+    "| % of echo |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+]
+
+
+# ------------------------------------------------------------------ the echo server
+
+
+def echo_server(port: int) -> None:
+    """The ceiling: read the JSON, answer it back (one process)."""
+
+    async def echo(request: web.Request) -> web.Response:
+        return web.json_response(await request.json(), status=202)
+
+    app = web.Application()
+    app.router.add_post("/v1/messages", echo)
+    app.router.add_get("/healthz", lambda _: web.json_response({"status": "ok"}))
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None, backlog=4096)
+
+
+# ------------------------------------------------------------------ request mix
+
+
+def corpus_mix(count: int, offset: int) -> list[dict[str, Any]]:
+    rows = [json.loads(line) for line in CORPUS.read_text(encoding="utf-8").splitlines() if line]
+    rows = [r for r in rows if r["lang"] == "zh"]
+    send = [r for r in rows if r["expect"] == "send"]
+    stop = [r for r in rows if r["expect"] != "send"]
+    out = []
+    for i in range(count):
+        n = offset + i
+        row = stop[n % len(stop)] if n % 10 == 9 else send[n % len(send)]
+        out.append({"to": f"+86138{n:08d}", "borrower_id": f"B-{n}", "purpose": row["purpose"],
+                    "text": row["text"]})  # fmt: skip
+    return out
+
+
+# ------------------------------------------------------------------ servers
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def redis_missing(tmp: Path) -> str | None:
+    from config.settings import SettingsError, load_settings
+
+    (tmp / "probe.toml").write_text(
+        "[keys]\n" + "".join(f'{k} = "{"A" * 43}="\n' for k in ("data", "index", "audit")),
+        encoding="utf-8",
+    )
+    try:
+        settings = load_settings(tmp / "probe.toml", {"LENDSMS_STORE__BACKEND": "redis"})
+    except SettingsError as exc:
+        return f"redis store not available: {exc}"
+    try:
+        from gateway.app import open_store
+        from gateway.store.sqlite import SqliteStore
+
+        if isinstance(open_store(settings), SqliteStore):
+            return "redis store not available"
+    except ImportError as exc:
+        return f"redis store not available: {exc}"
+    return None
+
+
+@dataclass
+class Gateway:
+    backend: str
+    workers: int
+    profile: Path | None = None
+    root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="lendsms-tp-")))
+    prefix: str = field(default_factory=lambda: "bench" + secrets.token_hex(4))
+    port: int = field(default_factory=free_port)
+    token: str = ""
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LENDSMS_")}
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        env["LENDSMS_LOG__LEVEL"] = "WARNING"
+        if self.backend == "redis":
+            env.update(
+                LENDSMS_STORE__BACKEND="redis",
+                LENDSMS_STORE__REDIS_URL=REDIS_URL,
+                LENDSMS_STORE__REDIS_PREFIX=self.prefix,
+                LENDSMS_POLICY__BACKEND="redis",
+                LENDSMS_POLICY__REDIS_URL=REDIS_URL,
+                LENDSMS_POLICY__REDIS_PREFIX=self.prefix + "p:",
+            )
+        return env
+
+    def cli(self, *args: str) -> str:
+        config = str(self.root / "lendsms.toml")
+        done = subprocess.run([*LENDSMS, *args, "--config", config], env=self.env(),
+                              capture_output=True, text=True, check=True, timeout=120)  # fmt: skip
+        return done.stdout
+
+    def command(self) -> list[str]:
+        serve = ["serve", "--config", str(self.root / "lendsms.toml"), "--port", str(self.port),
+                 "--no-dispatch", "--workers", str(self.workers)]  # fmt: skip
+        if self.profile is not None:
+            return [sys.executable, "-m", "cProfile", "-o", str(self.profile), "-m",
+                    "gateway.cli", *serve]  # fmt: skip
+        return [*LENDSMS, *serve]
+
+    @contextmanager
+    def running(self) -> Iterator[str]:
+        subprocess.run([*LENDSMS, "init", "--dir", str(self.root)], env=self.env(), check=True,
+                       capture_output=True, timeout=120)  # fmt: skip
+        self.cli("clients", "add", "bench")
+        self.token = self.cli("keys", "create", "--client", "bench", "--scope", "send")
+        self.token = self.token.splitlines()[-1]
+        proc = subprocess.Popen(self.command(), env=self.env(), stdout=subprocess.DEVNULL)
+        try:
+            wait_up(self.port, proc, extra=1.0 if self.workers > 1 else 0.0)
+            yield f"http://127.0.0.1:{self.port}"
+        finally:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            self.drop_redis_keys()
+
+    def drop_redis_keys(self) -> None:
+        if self.backend != "redis":
+            return
+        import redis
+
+        client = redis.Redis.from_url(REDIS_URL)
+        try:
+            for key in client.scan_iter(match=f"*{self.prefix}*", count=1000):
+                client.delete(key)
+        finally:
+            client.close()
+
+
+def wait_up(port: int, proc: subprocess.Popen[bytes], extra: float = 0.0) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited ({proc.returncode})")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                if s.recv(64).startswith(b"HTTP/1.1 200"):
+                    time.sleep(extra)  # the other children bind too
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("server did not come up")
+
+
+@contextmanager
+def echo_running() -> Iterator[str]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, __file__, "--echo", str(port)])
+    try:
+        wait_up(port, proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+
+
+# ------------------------------------------------------------------ the load generator
+
+
+@dataclass
+class Result:
+    label: str
+    processes: int
+    latencies: list[float] = field(default_factory=list)
+    accepted: int = 0
+    errors: int = 0
+    elapsed: float = 0.0
+    error_statuses: Counter[int] = field(default_factory=Counter)  # 0: no answer
+
+    @property
+    def rate(self) -> float:
+        return self.accepted / self.elapsed if self.elapsed else 0.0
+
+    def pct(self, q: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else 0.0
+
+    def row(self, ceiling: float | None) -> str:
+        share = f"{100 * self.rate / ceiling:.0f}%" if ceiling else "-"
+        return (f"| {self.label} | {self.processes} | {len(self.latencies)} | {self.rate:,.0f} | "
+                f"{self.pct(0.5):.1f} | {self.pct(0.95):.1f} | {self.pct(0.99):.1f} | "
+                f"{self.errors} | {share} |")  # fmt: skip
+
+
+async def _one(
+    http: aiohttp.ClientSession, url: str, token: str, body: dict[str, Any], result: Result
+) -> None:
+    headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": secrets.token_hex(12)}
+    started = time.perf_counter()
+    try:
+        async with http.post(url + "/v1/messages", json=body, headers=headers) as resp:
+            await resp.read()
+            status = resp.status
+    except aiohttp.ClientError:
+        status = 0
+    result.latencies.append(time.perf_counter() - started)
+    if status == 202:
+        result.accepted += 1
+    elif status != 422:  # blocked or unroutable by policy: expected for the stop share
+        result.errors += 1
+        result.error_statuses[status] += 1
+
+
+async def closed_loop(url: str, token: str, bodies: list[dict[str, Any]], conc: int,
+                      result: Result) -> None:  # fmt: skip
+    """``conc`` requests in flight at all times until ``bodies`` are sent."""
+    connector = aiohttp.TCPConnector(limit=conc)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        warm = Result("warm", 0)
+        await asyncio.gather(*(_one(http, url, token, b, warm) for b in bodies[: conc * 2]))
+        work = iter(bodies[conc * 2 :])
+
+        async def lane() -> None:
+            for body in work:
+                await _one(http, url, token, body, result)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(lane() for _ in range(conc)))
+        result.elapsed = time.perf_counter() - started
+
+
+async def fixed_rate(url: str, token: str, bodies: list[dict[str, Any]], rate: float,
+                     result: Result) -> None:  # fmt: skip
+    """Open loop: one request every 1/rate s whatever the answers (latency from
+    the intended start, so a stall is not hidden)."""
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        tasks = []
+        started = time.perf_counter()
+        for i, body in enumerate(bodies):
+            delay = started + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(_one(http, url, token, body, result)))
+        await asyncio.gather(*tasks)
+        result.elapsed = time.perf_counter() - started
+
+
+# ------------------------------------------------------------------ main
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--requests", type=int, default=4000, help="measured, per config")
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--rate", type=float, default=500.0, help="offered, for the p99 run")
+    parser.add_argument("--rate-seconds", type=float, default=10.0)
+    parser.add_argument("--profile", type=Path, default=None, metavar="DIR",
+                        help="cProfile the one-process gateways into DIR")  # fmt: skip
+    parser.add_argument("--echo", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.echo is not None:
+        echo_server(args.echo)
+        return 0
+    n, conc = args.requests, args.concurrency
+    total = n + conc * 2
+    with tempfile.TemporaryDirectory() as tmp:
+        missing = redis_missing(Path(tmp))
+    print(f"throughput: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, concurrency "
+          f"{conc}, gateways with --no-dispatch; load generator in this process\n")  # fmt: skip
+    results: list[Result | str] = []
+    with echo_running() as url:
+        echo = Result("echo (bare aiohttp)", 1)
+        asyncio.run(closed_loop(url, "-", corpus_mix(total, 0), conc, echo))
+    configs = [("sqlite", 1), ("redis", 1), ("redis", 2)]
+    for backend, workers in configs:
+        label = f"{backend}"
+        if backend == "redis" and missing is not None:
+            results.append(f"| {label} | {workers} | n/a ({missing}) | | | | | | |")
+            continue
+        profile = None
+        if args.profile is not None and workers == 1:
+            profile = args.profile / f"{backend}-1.prof"
+        if profile is not None:
+            profile.parent.mkdir(parents=True, exist_ok=True)
+        gateway = Gateway(backend, workers, profile)
+        with gateway.running() as url:
+            result = Result(label, workers)
+            asyncio.run(closed_loop(url, gateway.token, corpus_mix(total, 0), conc, result))
+            results.append(result)
+    fixed: Result | None = None
+    if missing is None:
+        gateway = Gateway("redis", 2)
+        with gateway.running() as url:
+            fixed = Result(f"redis, {args.rate:.0f}/s offered", 2)
+            bodies = corpus_mix(int(args.rate * args.rate_seconds), 0)
+            asyncio.run(fixed_rate(url, gateway.token, bodies, args.rate, fixed))
+    print(*HEADER, sep="\n")
+    print(echo.row(None))
+    for r in results:
+        print(r if isinstance(r, str) else r.row(echo.rate))
+    if fixed is not None:
+        print(fixed.row(None))
+    for r in [echo, *results, fixed]:
+        if isinstance(r, Result) and r.error_statuses:
+            why = ", ".join(f"{n} x {s or 'no answer'}" for s, n in r.error_statuses.items())
+            print(f"errors of {r.label} ({r.processes}): {why}")
+    two = next((r for r in results if isinstance(r, Result) and r.processes == 2), None)
+    if two is not None and fixed is not None:
+        print(f"\ntargets: redis x2 >= 2,000 accepted/s: {two.rate:,.0f}; p99 <= 50 ms at "
+              f"{args.rate:.0f}/s: {fixed.pct(0.99):.1f} ms; >= 35% of echo: "
+              f"{100 * two.rate / echo.rate:.0f}%")  # fmt: skip
+    print(f"load average {os.getloadavg()[0]:.1f} (other work on this machine skews the numbers)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
