@@ -31,8 +31,16 @@ PURPOSES = (
 POLICY_PACKS = ("cn-collection", "us-fdcpa")
 # What a template may declare about itself (``[templates.ID] attests``); the
 # content policy allows wording that only an attested template may carry
-# (compliance.md §3: legal action, court listing, visits, fees).
-ATTESTATIONS = ("legal_action_authorized", "court_listed", "visit_consented", "fee_contractual")
+# (compliance.md §3: legal action, court listing, visits, fees); ``time_barred``
+# declares the debt past the limitations period: legal-action wording blocks
+# (Reg F §1006.26(b)).
+ATTESTATIONS = (
+    "legal_action_authorized",
+    "court_listed",
+    "visit_consented",
+    "fee_contractual",
+    "time_barred",
+)
 ENV_PREFIX = "LENDSMS_"
 DEFAULT_CONFIG = "lendsms.toml"
 
@@ -83,18 +91,32 @@ class ServerSettings:
 
 @dataclass(frozen=True, slots=True)
 class StoreSettings:
+    """``sqlite`` (one file, ``path``) or ``redis`` (``redis_url``, a secret: it
+    may carry a password; keys start with ``redis_prefix`` and are spread over
+    ``redis_shards`` hash tags; ``redis_cluster``: the URL names a node of a
+    Redis Cluster). ``require_durable``: refuse to start on a Redis whose
+    persistence could lose an acknowledged message. ``lookup_cache_seconds``:
+    redis: how long a process keeps an API key or client it read (0: never);
+    a revocation or client change reaches every process at once over pub/sub,
+    this is the bound when that channel fails silently."""
+
     backend: str = "sqlite"
     path: Path = Path("var/lendsms.db")
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_url: Secret = field(default_factory=lambda: Secret("redis://127.0.0.1:6379/0"))
     require_durable: bool = False
+    redis_prefix: str = "lendsms"
+    redis_shards: int = 16
+    redis_cluster: bool = False
+    lookup_cache_seconds: float = 2.0
 
 
 @dataclass(frozen=True, slots=True)
 class PolicySettings:
     """Where contact-policy state lives (caps, opt-outs, consents): ``sqlite``
     (its own file, ``path``) or ``redis`` (shared by replicas; keys start with
-    ``redis_prefix``). ``timeout``: seconds for one call before the request
-    fails closed with 503."""
+    ``redis_prefix``); ``auto`` in the file: the store's backend, and
+    ``redis_url`` defaults to the store's. ``timeout``: seconds for one call
+    before the request fails closed with 503."""
 
     backend: str = "sqlite"
     path: Path = Path("var/policy.db")
@@ -209,6 +231,31 @@ class WebhookSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ReviewSettings:
+    """The reviewers' web page (``/review``). ``idle_timeout_seconds``: a session
+    left unused that long is signed out (sessions also end 12 hours after sign-in);
+    ``secure_cookies``: ``auto`` (Secure when the request came over TLS) or
+    ``always`` (behind a proxy that terminates TLS)."""
+
+    idle_timeout_seconds: int = 900
+    secure_cookies: str = "auto"
+
+
+@dataclass(frozen=True, slots=True)
+class BackpressureSettings:
+    """When ``POST /v1/messages`` answers 503 with ``Retry-After`` instead of
+    letting the dispatch queue grow without bound: more than ``max_queue_depth``
+    messages in the queue (queued, scheduled, sending), or the oldest *due* one
+    waiting longer than ``max_queue_age_seconds``. 0 turns a limit off. The
+    accept path reads a snapshot refreshed every ``refresh_seconds``."""
+
+    max_queue_depth: int = 100_000
+    max_queue_age_seconds: float = 600.0
+    refresh_seconds: float = 0.25
+    retry_after_seconds: int = 5
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     base_dir: Path
     keys: KeySettings
@@ -224,6 +271,8 @@ class Settings:
     templates: Mapping[str, TemplateSettings] = field(default_factory=dict)
     source: Path | None = None
     webhooks: WebhookSettings = WebhookSettings()
+    review: ReviewSettings = ReviewSettings()
+    backpressure: BackpressureSettings = BackpressureSettings()
 
 
 # --------------------------------------------------------------------- loading
@@ -326,7 +375,18 @@ _SECTION_KEYS: dict[str, frozenset[str]] = {
             "auth_failures_per_minute",
         }
     ),
-    "store": frozenset({"backend", "path", "redis_url", "require_durable"}),
+    "store": frozenset(
+        {
+            "backend",
+            "path",
+            "redis_url",
+            "require_durable",
+            "redis_prefix",
+            "redis_shards",
+            "redis_cluster",
+            "lookup_cache_seconds",
+        }
+    ),
     "policy": frozenset({"backend", "path", "redis_url", "redis_prefix", "timeout"}),
     "audit": frozenset(
         {"dir", "fsync", "checkpoint_records", "checkpoint_seconds", "min_retention_days"}
@@ -347,6 +407,10 @@ _SECTION_KEYS: dict[str, frozenset[str]] = {
     "messages": frozenset({"default_policy", "max_text_chars", "ttl", "idempotency_ttl"}),
     "log": frozenset({"level"}),
     "webhooks": frozenset({"allow_networks", "ca_file", "timeout", "max_attempts", "backoff_base"}),
+    "review": frozenset({"idle_timeout_seconds", "secure_cookies"}),
+    "backpressure": frozenset(
+        {"max_queue_depth", "max_queue_age_seconds", "refresh_seconds", "retry_after_seconds"}
+    ),
 }
 _TOP_KEYS = frozenset(_SECTION_KEYS) | {"providers", "routes", "templates"}
 _SECRET_OPTION_NAMES = frozenset(
@@ -441,6 +505,8 @@ class _Builder:
             messages=self.messages(),
             log=self.log(),
             webhooks=self.webhooks(),
+            review=self.review(),
+            backpressure=self.backpressure(),
             providers=providers,
             routes=self.routes(providers),
             templates=self.templates(providers),
@@ -484,22 +550,43 @@ class _Builder:
         backend = self._typed("store.backend", s.get("backend"), str, d.backend)
         if backend not in ("sqlite", "redis"):
             raise SettingsError("store.backend", f"must be sqlite or redis, got {backend!r}")
-        if backend == "redis":
-            raise SettingsError("store.backend", "the redis backend is not available yet")
+        prefix = self._typed("store.redis_prefix", s.get("redis_prefix"), str, d.redis_prefix)
+        if not 1 <= len(prefix) <= 64 or set(prefix) & set("{} "):
+            raise SettingsError("store.redis_prefix", "must be 1-64 characters, no {, } or space")
+        shards = self._typed("store.redis_shards", s.get("redis_shards"), int, d.redis_shards)
+        if not 1 <= shards <= 256:
+            raise SettingsError("store.redis_shards", "must be between 1 and 256")
+        url = s.get("redis_url")
         return StoreSettings(
             backend=backend,
             path=self._path("store.path", s.get("path"), d.path),
-            redis_url=self._typed("store.redis_url", s.get("redis_url"), str, d.redis_url),
+            redis_url=d.redis_url if url is None else self.secret("store.redis_url", url),
             require_durable=self._typed(
                 "store.require_durable", s.get("require_durable"), bool, d.require_durable
             ),
+            redis_prefix=prefix,
+            redis_shards=shards,
+            redis_cluster=self._typed(
+                "store.redis_cluster", s.get("redis_cluster"), bool, d.redis_cluster
+            ),
+            lookup_cache_seconds=self._lookup_cache_seconds(s, d),
         )
+
+    def _lookup_cache_seconds(self, s: dict[str, Any], d: StoreSettings) -> float:
+        key = "store.lookup_cache_seconds"
+        value = self._typed(key, s.get("lookup_cache_seconds"), float, d.lookup_cache_seconds)
+        if not 0 <= value <= 60:
+            raise SettingsError(key, "must be between 0 and 60 seconds")
+        return float(value)
 
     def policy(self) -> PolicySettings:
         s, d = self._section("policy"), PolicySettings()
         backend = self._typed("policy.backend", s.get("backend"), str, d.backend)
-        if backend not in ("sqlite", "redis"):
-            raise SettingsError("policy.backend", f"must be sqlite or redis, got {backend!r}")
+        if backend not in ("sqlite", "redis", "auto"):
+            raise SettingsError("policy.backend", f"must be sqlite, redis or auto, got {backend!r}")
+        store = self.store()
+        if backend == "auto":  # the store's backend (redis: the store's server)
+            backend = store.backend
         prefix = self._typed("policy.redis_prefix", s.get("redis_prefix"), str, d.redis_prefix)
         if not 1 <= len(prefix) <= 64 or set(prefix) & set("{} "):
             raise SettingsError("policy.redis_prefix", "must be 1-64 characters, no {, } or space")
@@ -509,7 +596,9 @@ class _Builder:
         return PolicySettings(
             backend=backend,
             path=self._path("policy.path", s.get("path"), d.path),
-            redis_url=self._typed("policy.redis_url", s.get("redis_url"), str, d.redis_url),
+            redis_url=self._typed(
+                "policy.redis_url", s.get("redis_url"), str, store.redis_url.get()
+            ),
             redis_prefix=prefix,
             timeout=timeout,
         )
@@ -647,6 +736,53 @@ class _Builder:
         )
         if not 0 < out.timeout <= 60 or not 1 <= out.max_attempts <= 20 or out.backoff_base <= 0:
             raise SettingsError("webhooks", "timeout 0-60 s, max_attempts 1-20, backoff positive")
+        return out
+
+    def review(self) -> ReviewSettings:
+        s, d = self._section("review"), ReviewSettings()
+        idle = self._typed(
+            "review.idle_timeout_seconds",
+            s.get("idle_timeout_seconds"),
+            int,
+            d.idle_timeout_seconds,
+        )
+        if not 60 <= idle <= 43200:
+            raise SettingsError("review.idle_timeout_seconds", "must be between 60 and 43200")
+        secure = self._typed(
+            "review.secure_cookies", s.get("secure_cookies"), str, d.secure_cookies
+        )
+        if secure not in ("auto", "always"):
+            raise SettingsError("review.secure_cookies", f"must be auto or always, got {secure!r}")
+        return ReviewSettings(idle_timeout_seconds=idle, secure_cookies=secure)
+
+    def backpressure(self) -> BackpressureSettings:
+        s, d = self._section("backpressure"), BackpressureSettings()
+        out = BackpressureSettings(
+            max_queue_depth=self._typed(
+                "backpressure.max_queue_depth", s.get("max_queue_depth"), int, d.max_queue_depth
+            ),
+            max_queue_age_seconds=self._typed(
+                "backpressure.max_queue_age_seconds",
+                s.get("max_queue_age_seconds"),
+                float,
+                d.max_queue_age_seconds,
+            ),
+            refresh_seconds=self._typed(
+                "backpressure.refresh_seconds", s.get("refresh_seconds"), float, d.refresh_seconds
+            ),
+            retry_after_seconds=self._typed(
+                "backpressure.retry_after_seconds",
+                s.get("retry_after_seconds"),
+                int,
+                d.retry_after_seconds,
+            ),
+        )
+        if out.max_queue_depth < 0 or out.max_queue_age_seconds < 0:
+            raise SettingsError("backpressure", "limits must not be negative (0 turns one off)")
+        if not 0.01 <= out.refresh_seconds <= 60:
+            raise SettingsError("backpressure.refresh_seconds", "must be between 0.01 and 60")
+        if not 1 <= out.retry_after_seconds <= 3600:
+            raise SettingsError("backpressure.retry_after_seconds", "must be between 1 and 3600")
         return out
 
     def log(self) -> LogSettings:

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import secrets
 import time
+import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -57,9 +58,15 @@ class Answer:
     message_id: str | None = None
 
 
-def new_message_id(now: datetime) -> str:
-    """Time-ordered and unguessable: 12 hex digits of milliseconds, 16 random."""
-    return f"msg_{int(now.timestamp() * 1000):012x}{secrets.token_hex(8)}"
+def new_message_id(now: datetime, shard_seed: str | None = None) -> str:
+    """Time-ordered and unguessable: 12 hex digits of milliseconds, 16 random.
+    With ``shard_seed`` (client and Idempotency-Key) the last two of those are
+    ``crc32(seed) & 0xff``, so the Redis store keeps the message and its
+    idempotency record under one hash tag (gateway/store/redis_keys.py)."""
+    tail = secrets.token_hex(8)
+    if shard_seed is not None:
+        tail = f"{tail[:14]}{zlib.crc32(shard_seed.encode()) & 0xFF:02x}"
+    return f"msg_{int(now.timestamp() * 1000):012x}{tail}"
 
 
 def accepted_body(m: Message) -> dict[str, Any]:
@@ -164,7 +171,7 @@ class Acceptor:
             client=client,
             now=now,
             body=request.text,
-            message_id=new_message_id(now),
+            message_id=new_message_id(now, None if idem is None else f"{client.id}\x00{idem[0]}"),
         )
         try:
             await self.pipeline.run(draft)
@@ -173,7 +180,7 @@ class Acceptor:
             if isinstance(exc, CapExceeded):
                 rule = str(exc.extra.get("rule", "unknown"))
                 self.metrics.cap_rejections.labels(rule).inc()
-                self.metrics.messages.labels(client.id, request.purpose, "capped").inc()
+                self.metrics.count_message(client.id, request.purpose, "capped")
             raise
         message = self._message(draft, now)
         status_code = 422 if message.status is Status.BLOCKED else 202
@@ -189,7 +196,7 @@ class Acceptor:
             )
         # audit -> commit must complete together even if the client goes away
         await asyncio.shield(self._make_durable(draft, message, key, record))
-        self.metrics.messages.labels(client.id, request.purpose, str(message.status)).inc()
+        self.metrics.count_message(client.id, request.purpose, str(message.status))
         self.metrics.count_findings(message.findings)
         return Answer(status_code, body, message_id=message.id)
 
@@ -205,7 +212,7 @@ class Acceptor:
             id=draft.message_id or new_message_id(now),
             client_id=draft.client.id,
             to=req.to,
-            to_masked=mask_phone(req.to),
+            to_masked=req.to_masked or mask_phone(req.to),
             region=req.region,
             borrower_id=req.borrower_id,
             purpose=req.purpose,

@@ -30,6 +30,7 @@ from gateway.appkeys import (
 )
 from gateway.audit import AuditWriter
 from gateway.audit_setup import open_audit_writer, recover_crashed_chains
+from gateway.backpressure import backpressure_ctx
 from gateway.callbacks import register_inbound_handler, setup_callbacks
 from gateway.clock import Clock, SystemClock
 from gateway.crypto import BlindIndex, FieldCipher
@@ -41,8 +42,10 @@ from gateway.optouts_http import routes as contact_routes
 from gateway.pipeline import Pipeline, Stage, default_stages
 from gateway.policy.wiring import contact_ctx, new_contact_policy
 from gateway.ratelimit import AuthFailureLimiter
+from gateway.review.api import setup_review_api
+from gateway.review.web import setup_review_web
 from gateway.store.base import AuditStore, Store
-from gateway.store.sqlite import SqliteStore
+from gateway.store.factory import make_store
 from providers.base import Provider
 from providers.limits import ProviderGuard
 from providers.registry import build_provider, provider_limits
@@ -57,10 +60,10 @@ def new_instance_id() -> str:
 
 
 def open_store(settings: Settings) -> Store:
-    """The store backend the settings name (only sqlite in this release)."""
+    """The store backend the settings name (sqlite or redis)."""
     cipher = FieldCipher(key_bytes(settings.keys.data))
     index = BlindIndex(key_bytes(settings.keys.index))
-    return SqliteStore(settings.store.path, cipher, index)
+    return make_store(settings.store, cipher, index)
 
 
 def open_audit(
@@ -103,6 +106,8 @@ def create_app(
     app[STAGES] = tuple(stages) if stages is not None else tuple(default_stages(policy_stages))
     app.add_routes(routes)
     app.add_routes(contact_routes)
+    setup_review_api(app)  # /v1/review/...: the compliance-review API
+    setup_review_web(app)  # /review: the reviewers' web page
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(contact_ctx)
     app.cleanup_ctx.append(_audit_ctx)
@@ -111,6 +116,7 @@ def create_app(
     if contact is not None:  # inbound STOP / 退订 replies record opt-outs
         register_inbound_handler(app, contact.on_inbound)
     app.cleanup_ctx.append(_acceptor_ctx)
+    app.cleanup_ctx.append(backpressure_ctx)  # 503 while the queue is over a limit
     if settings.dispatch.enabled if dispatch is None else dispatch:
         app.cleanup_ctx.append(_dispatch_ctx)
     app.on_response_prepare.append(_hide_server_banner)

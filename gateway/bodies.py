@@ -20,6 +20,8 @@ async def read_body(request: web.Request) -> bytes:
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"the body must be at most {limit} bytes")
     try:
+        if request.content.is_eof():  # it came with the headers: no wait, so no timer
+            return await request.read()
         async with asyncio.timeout(server.body_timeout):
             return await request.read()
     except web.HTTPRequestEntityTooLarge:

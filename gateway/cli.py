@@ -94,34 +94,9 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from aiohttp import web
+    from gateway.supervisor import run_serve
 
-    from gateway.app import create_app
-    from gateway.logs import setup_logging
-
-    env = dict(os.environ)
-    if args.host:
-        env["LENDSMS_SERVER__HOST"] = f'"{args.host}"'
-    if args.port is not None:
-        env["LENDSMS_SERVER__PORT"] = str(args.port)
-    if args.log_level:
-        env["LENDSMS_LOG__LEVEL"] = args.log_level
-    settings = load_settings(args.config, env)
-    setup_logging(settings.log.level)
-    app = create_app(settings)
-    web.run_app(
-        app,
-        host=settings.server.host,
-        port=settings.server.port,
-        access_log=None,
-        print=lambda _: print(
-            f"lendsms {__version__} serving on http://{settings.server.host}:{settings.server.port}",
-            flush=True,
-        ),
-        shutdown_timeout=settings.server.shutdown_timeout,
-        handle_signals=True,
-    )
-    return 0
+    return run_serve(args)  # one process, or a supervisor of --workers (gateway/supervisor.py)
 
 
 # ------------------------------------------------------- clients and keys
@@ -294,12 +269,23 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_init)
 
     sp = with_config(sub.add_parser("serve", help="run the HTTP service and dispatcher",
-                                    description="Serve the HTTP API; dispatch workers run "
-                                    "in the same process."))  # fmt: skip
+                                    description="Serve the HTTP API; the dispatcher runs in "
+                                    "the same process unless --no-dispatch. With --workers N, "
+                                    "N processes share the port."))  # fmt: skip
     sp.add_argument("--host", help="listen address (overrides server.host)")
     sp.add_argument("--port", type=int, help="listen port (overrides server.port)")
     sp.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    from gateway.supervisor import worker_count
+    from gateway.worker import add_worker_command
+
+    sp.add_argument("--workers", type=worker_count, default=1, metavar="N",
+                    help="HTTP processes sharing the port (SO_REUSEPORT); 0 or auto: one "
+                    "per CPU (default 1)")  # fmt: skip
+    sp.add_argument("--no-dispatch", action="store_true",
+                    help="serve HTTP only; `lendsms worker` processes dispatch")  # fmt: skip
+    sp.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     sp.set_defaults(func=cmd_serve)
+    add_worker_command(sub, with_config)
 
     clients = sub.add_parser("clients", help="manage lending clients (the registry in the store)")
     csub = clients.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -344,6 +330,10 @@ def build_parser() -> argparse.ArgumentParser:
     from gateway.cli_policy import add_policy_commands
 
     add_policy_commands(sub)
+
+    from gateway.cli_reviewers import add_reviewer_commands
+
+    add_reviewer_commands(sub, with_config)
     return p
 
 
@@ -362,4 +352,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as ``python -m gateway.cli``, this file is ``__main__``, a second copy
+    # of the module: the subcommand modules raise ``gateway.cli.CliError``, so
+    # run the ``main`` of that module to catch it.
+    from gateway.cli import main as _main
+
+    sys.exit(_main())

@@ -156,11 +156,12 @@ class BlindIndex:
     ``digest(kind, value)`` is the hex HMAC-SHA256 of ``kind + "\\x00" + value``:
     the same value under two kinds gives unrelated digests."""
 
-    __slots__ = ("_key",)
+    __slots__ = ("_keyed",)
 
     def __init__(self, key: bytes) -> None:
         _check_key(key, "blind index")
-        self._key = key
+        # keyed once; each digest copies it instead of hashing the padded key again
+        self._keyed = hmac.new(key, digestmod=hashlib.sha256)
 
     def __repr__(self) -> str:
         return "BlindIndex(key='********')"
@@ -168,8 +169,9 @@ class BlindIndex:
     def digest(self, kind: str, value: str) -> str:
         if not kind or "\x00" in kind:
             raise ValueError("kind must be a non-empty string without NUL")
-        message = kind.encode("utf-8") + b"\x00" + value.encode("utf-8")
-        return hmac.new(self._key, message, hashlib.sha256).hexdigest()
+        mac = self._keyed.copy()
+        mac.update(kind.encode("utf-8") + b"\x00" + value.encode("utf-8"))
+        return mac.hexdigest()
 
     def phone(self, e164: str) -> str:
         """The lookup hash of a phone number (E.164)."""

@@ -21,6 +21,7 @@ from gateway.appkeys import (
     STORE,
 )
 from gateway.auth import authenticate, require_scope
+from gateway.backpressure import check_backpressure
 from gateway.bodies import read_body
 from gateway.carriage import check_callback, check_carriable
 from gateway.clock import rfc3339
@@ -83,7 +84,8 @@ def _idempotency_key(request: web.Request) -> str | None:
     value = request.headers.get("Idempotency-Key")
     if value is None:
         return None
-    if not 1 <= len(value) <= 255 or not all(0x20 <= ord(c) <= 0x7E for c in value):
+    # printable ASCII is exactly U+0020-U+007E
+    if not 1 <= len(value) <= 255 or not (value.isascii() and value.isprintable()):
         raise Invalid(
             errors=[{"field": "Idempotency-Key", "message": "must be 1-255 printable ASCII"}]
         )
@@ -93,6 +95,7 @@ def _idempotency_key(request: web.Request) -> str | None:
 @routes.post("/v1/messages")
 async def send_message(request: web.Request) -> web.Response:
     key = await _key(request, "send")
+    check_backpressure(request.app)  # 503 + Retry-After while the queue is over a limit
     idem_key = _idempotency_key(request)
     data = await _json_body(request)
     settings = request.app[SETTINGS]
@@ -243,10 +246,10 @@ async def _scrape_time_gauges(app: web.Application) -> None:
 
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
-    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+    from prometheus_client import CONTENT_TYPE_LATEST
 
     await _scrape_time_gauges(request.app)
-    payload = generate_latest(request.app[METRICS].registry)
+    payload = request.app[METRICS].exposition()  # every process's, in multiprocess mode
     response = web.Response(body=payload)
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return response

@@ -31,6 +31,7 @@ import contextlib
 import logging
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -107,15 +108,18 @@ class KeyRing:
     def __init__(self, store: AuditStore, secrets_: AuditSecrets) -> None:
         self._store = store
         self._wrapper = FieldCipher(secrets_.wrap_key, _WRAP_ID)
-        # unwrapped, by key id; "k1" sealed the records of the first release
+        # unwrapped generation keys, by key id; "k1" sealed the records of the first release
         self._open: dict[str, FieldCipher] = {LEGACY: FieldCipher(secrets_.legacy_seal, LEGACY)}
+        # unwrapped per-borrower keys, least recently used first: one per borrower
+        # would grow without bound, so the oldest are dropped (and unwrapped again)
+        self._open_owned: OrderedDict[str, FieldCipher] = OrderedDict()
         self._generation: str | None = None  # fixed from the first current()
         self._owned: dict[str, tuple[float, FieldCipher]] = {}  # owner -> (expiry, key)
         self._waiting: dict[str, asyncio.Future[FieldCipher]] = {}  # owners to look up
         self._resolver: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
-        return f"KeyRing({len(self._open)} keys open)"
+        return f"KeyRing({len(self._open) + len(self._open_owned)} keys open)"
 
     # -- writing (the SealingKeys port) -----------------------------------------
 
@@ -187,8 +191,8 @@ class KeyRing:
 
     async def cipher(self, key_id: str) -> FieldCipher:
         """The key a token names; :class:`MissingKey` / :class:`ErasedKey`."""
-        if key_id in self._open:
-            return self._open[key_id]
+        if (cipher := self._opened(key_id)) is not None:
+            return cipher
         stored = await self._store.get_audit_key(key_id)
         if stored is None:
             raise MissingKey(key_id)
@@ -208,7 +212,7 @@ class KeyRing:
         destroyed = await self._store.destroy_owner_keys(owner, datetime.now(UTC))
         self._owned.pop(owner, None)
         for key_id in destroyed:
-            self._open.pop(key_id, None)
+            self._forget(key_id)
         return destroyed
 
     # -- wrapping ---------------------------------------------------------------
@@ -221,15 +225,30 @@ class KeyRing:
 
     def _unwrap(self, stored: AuditDataKey) -> FieldCipher:
         if stored.wrapped is None:
-            self._open.pop(stored.key_id, None)
+            self._forget(stored.key_id)
             raise ErasedKey(stored.key_id)
-        if stored.key_id in self._open:
-            return self._open[stored.key_id]
+        if (opened := self._opened(stored.key_id)) is not None:
+            return opened
         aad = _binding(stored.key_id, stored.generation, stored.owner)
         try:
             raw = base64.b64decode(self._wrapper.open(stored.wrapped, aad=aad), validate=True)
         except (DecryptionError, binascii.Error, ValueError):
             raise MissingKey(stored.key_id, "cannot be unwrapped with this keys.audit") from None
         cipher = FieldCipher(raw, stored.key_id)
-        self._open[stored.key_id] = cipher
+        if stored.owner is None:
+            self._open[stored.key_id] = cipher
+        else:
+            self._open_owned[stored.key_id] = cipher
+            if len(self._open_owned) > _OWNER_CACHE_MAX:
+                self._open_owned.popitem(last=False)
         return cipher
+
+    def _opened(self, key_id: str) -> FieldCipher | None:
+        cipher = self._open.get(key_id)
+        if cipher is None and (cipher := self._open_owned.get(key_id)) is not None:
+            self._open_owned.move_to_end(key_id)
+        return cipher
+
+    def _forget(self, key_id: str) -> None:
+        self._open.pop(key_id, None)
+        self._open_owned.pop(key_id, None)

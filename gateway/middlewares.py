@@ -55,18 +55,17 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     finally:
         duration = time.perf_counter() - started
         route = _route_label(request)
-        request.app[METRICS].http_duration.labels(route, request.method, str(status)).observe(
-            duration
-        )
-        log.info(
-            "request",
-            extra={
-                "method": request.method,
-                "route": route,
-                "status": status,
-                "duration_ms": round(duration * 1000, 3),
-            },
-        )
+        request.app[METRICS].observe_http(route, request.method, status, duration)
+        if log.isEnabledFor(logging.INFO):  # no record built while the level is off
+            log.info(
+                "request",
+                extra={
+                    "method": request.method,
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round(duration * 1000, 3),
+                },
+            )
         request_id.reset(rid_token)
         message_id.reset(mid_token)
 

@@ -10,6 +10,7 @@ from gateway.callbacks import CALLBACK_PATHS
 from gateway.errors import PROBLEM_BASE
 from gateway.models import Status
 from gateway.policy.api_doc import contact_paths
+from gateway.review.api_doc import review_paths
 
 _PROBLEM_TYPES = [
     "invalid", "unauthorized", "forbidden", "not-found", "conflict", "idempotency-conflict",
@@ -189,6 +190,10 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "over a contact cap, the client's throughput limit, or too many failed"
             " authentications from this address (Retry-After)"
         ),
+        "503": _problem(
+            "the store or audit log is unavailable, or backpressure: the dispatch queue"
+            " is over its depth or age limit (Retry-After, seconds); nothing was sent"
+        ),
     }
     return {
         "openapi": "3.1.0",
@@ -246,6 +251,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "/openapi.json": {"get": {"operationId": "openapi", "security": [],
                                       "responses": {"200": {"description": "this document"}}}},
             **contact_paths(),
+            **review_paths(),
             **CALLBACK_PATHS,
         },
     }  # fmt: skip

@@ -68,6 +68,8 @@ class SendRequest:
     callback_url: str | None = None
     # what the template declares about itself (settings); free text: nothing
     attests: frozenset[str] = frozenset()
+    # ``mask_phone(to)``, made from the number parsed once at the boundary
+    to_masked: str = ""
 
     def __repr__(self) -> str:
         return f"SendRequest(purpose={self.purpose!r}, region={self.region!r})"
@@ -166,6 +168,12 @@ def _is_valid_unicode(value: str) -> bool:
 
 def parse_phone(raw: str, region: str | None) -> tuple[str, str]:
     """``(e164, region)``; Invalid when the number is not a valid mobile number."""
+    e164, number_region, _ = _parse_mobile(raw, region)
+    return e164, number_region
+
+
+def _parse_mobile(raw: str, region: str | None) -> tuple[str, str, str]:
+    """``(e164, region, masked)`` from one parse of the number."""
     if len(raw) > 32:
         raise Invalid(errors=[{"field": "to", "message": "is too long"}])
     if not raw.startswith("+") and not region:
@@ -176,17 +184,22 @@ def parse_phone(raw: str, region: str | None) -> tuple[str, str]:
         number = phonenumbers.parse(raw, None if raw.startswith("+") else region)
     except phonenumbers.NumberParseException:
         raise Invalid(errors=[{"field": "to", "message": "is not a phone number"}]) from None
-    if not phonenumbers.is_valid_number(number):
-        raise Invalid(errors=[{"field": "to", "message": "is not a valid phone number"}])
+    # a mobile type implies a valid number (is_valid_number matches the same
+    # patterns again), so the validity check is only needed to word the refusal
     if phonenumbers.number_type(number) not in MOBILE_TYPES:
+        if not phonenumbers.is_valid_number(number):
+            raise Invalid(errors=[{"field": "to", "message": "is not a valid phone number"}])
         raise Invalid(errors=[{"field": "to", "message": "is not a mobile number"}])
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    return e164, phonenumbers.region_code_for_number(number) or "ZZ"
+    return e164, phonenumbers.region_code_for_number(number) or "ZZ", _mask(number)
 
 
 def mask_phone(e164: str) -> str:
     """``+86 138****5678``: country code, a short prefix and the last four."""
-    number = phonenumbers.parse(e164, None)
+    return _mask(phonenumbers.parse(e164, None))
+
+
+def _mask(number: phonenumbers.PhoneNumber) -> str:
     national = str(number.national_number)
     keep_head = 3 if len(national) >= 10 else 1
     hidden = len(national) - keep_head - 4
@@ -274,10 +287,10 @@ def parse_send_request(
         errors.add("region", "must be a two-letter region code such as CN")
         region = None
     to = _text_field(data, "to", errors, max_len=32, required=True)
-    e164 = number_region = ""
+    e164 = number_region = masked = ""
     if to is not None:
         try:
-            e164, number_region = parse_phone(to, region)
+            e164, number_region, masked = _parse_mobile(to, region)
         except Invalid as exc:
             errors.items.extend(dict(e) for e in exc.errors)
 
@@ -333,4 +346,5 @@ def parse_send_request(
         scheduled_at=scheduled_at,
         callback_url=callback_url,
         attests=attests,
+        to_masked=masked,
     )

@@ -265,9 +265,9 @@ def _phone_kind(digits: str) -> tuple[str | None, int]:
         number = phonenumbers.parse("+" + digits, None)
     except NumberParseException:
         return None, 0
-    if not phonenumbers.is_valid_number(number):
+    kind = phonenumbers.number_type(number)  # UNKNOWN exactly when not a valid number
+    if kind == PhoneNumberType.UNKNOWN:
         return None, 0
-    kind = phonenumbers.number_type(number)
     country = number.country_code or 0
     if kind in _MOBILE_TYPES:
         return "mobile", country

@@ -81,6 +81,20 @@ async def test_owner_keys_per_generation(ring: KeyRing) -> None:
     assert (await ring.cipher(a.key_id)).key_id == a.key_id  # the old one is kept
 
 
+async def test_unwrapped_borrower_keys_are_bounded(
+    ring: KeyRing, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One key per borrower: the ring keeps only the most recently used open,
+    and a dropped one is unwrapped again from the store when it is needed."""
+    monkeypatch.setattr("gateway.keyring._OWNER_CACHE_MAX", 3)
+    keys = [await ring.for_owner(f"{n:x}" * 64) for n in range(5)]
+    assert repr(ring) == "KeyRing(5 keys open)"  # legacy + generation + 3 borrowers
+    first = await ring.cipher(keys[0].key_id)  # dropped, read back from the store
+    assert first.key_id == keys[0].key_id
+    assert first.open(keys[0].seal("x")) == "x"
+    assert repr(ring) == "KeyRing(5 keys open)"
+
+
 async def test_erasure_destroys_every_key_of_an_owner(ring: KeyRing, store: Store) -> None:
     a = await ring.for_owner(OWNER)
     await ring.rotate()

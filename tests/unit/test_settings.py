@@ -319,7 +319,12 @@ BAD_CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ),
     ("no-routes", {"routes": ""}, "routes", "at least one"),
     ("fsync", {"extra": '[audit]\nfsync = "never"\n'}, "audit.fsync", "must be batch or always"),
-    ("redis", {"extra": '[store]\nbackend = "redis"\n'}, "store.backend", "not available yet"),
+    (
+        "redis-shards",
+        {"extra": '[store]\nbackend = "redis"\nredis_shards = 0\n'},
+        "store.redis_shards",
+        "between 1 and 256",
+    ),
     ("backend", {"extra": '[store]\nbackend = "mongo"\n'}, "store.backend", "sqlite or redis"),
     (
         "provider-type",
@@ -362,7 +367,7 @@ def test_bad_settings_fail_with_one_clear_error(
     [
         ({"LENDSMS_SERVER__PORT": "abc"}, "server.port", "must be an integer"),
         ({"LENDSMS_SERVER__PORT": "70000"}, "server.port", "between 0 and 65535"),
-        ({"LENDSMS_STORE__BACKEND": "redis"}, "store.backend", "not available yet"),
+        ({"LENDSMS_STORE__REDIS_PREFIX": "a{b}"}, "store.redis_prefix", "no {, }"),
         ({"LENDSMS_NOPE__X": "1"}, "nope", "unknown section"),
         ({"LENDSMS_SERVER__NOPE": "1"}, "server.nope", "unknown setting"),
         ({"LENDSMS_SERVER__PORT__X": "1"}, "server.port.x", "non-table"),
