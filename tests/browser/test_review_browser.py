@@ -226,3 +226,9 @@ def test_review_in_a_real_browser(live: Live, browser: Any, tmp_path: Path) -> N
     page.screenshot(path=str(ARTIFACTS / "review-summary.png"), full_page=True)
     context.close()
     assert problems == [], problems
+
+    # both decisions are in the audit log under the reviewer's name
+    for message_id, event in ((first, "review_approved"), (second, "review_rejected")):
+        shown = _cli(live.home, "audit", "show", message_id).splitlines()
+        [record] = [r for r in map(json.loads, shown) if r["event"] == event]
+        assert record["clear"]["reviewer"] == "alice", record
