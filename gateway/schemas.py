@@ -22,6 +22,7 @@ from phonenumbers import PhoneNumberType
 
 from config.settings import PURPOSES, TemplateSettings
 from gateway.errors import Invalid
+from gateway.policy.zones import zone_names
 
 ROLES = ("borrower", "contact")
 MOBILE_TYPES = frozenset({PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE})
@@ -70,6 +71,8 @@ class SendRequest:
     attests: frozenset[str] = frozenset()
     # ``mask_phone(to)``, made from the number parsed once at the boundary
     to_masked: str = ""
+    # ``zone_names`` of ``to`` from the same parse; None: looked up when needed
+    to_zones: tuple[str, ...] | None = None
 
     def __repr__(self) -> str:
         return f"SendRequest(purpose={self.purpose!r}, region={self.region!r})"
@@ -168,12 +171,12 @@ def _is_valid_unicode(value: str) -> bool:
 
 def parse_phone(raw: str, region: str | None) -> tuple[str, str]:
     """``(e164, region)``; Invalid when the number is not a valid mobile number."""
-    e164, number_region, _ = _parse_mobile(raw, region)
+    e164, number_region, _, _ = _parse_mobile(raw, region)
     return e164, number_region
 
 
-def _parse_mobile(raw: str, region: str | None) -> tuple[str, str, str]:
-    """``(e164, region, masked)`` from one parse of the number."""
+def _parse_mobile(raw: str, region: str | None) -> tuple[str, str, str, tuple[str, ...]]:
+    """``(e164, region, masked, time zones)`` from one parse of the number."""
     if len(raw) > 32:
         raise Invalid(errors=[{"field": "to", "message": "is too long"}])
     if not raw.startswith("+") and not region:
@@ -186,12 +189,14 @@ def _parse_mobile(raw: str, region: str | None) -> tuple[str, str, str]:
         raise Invalid(errors=[{"field": "to", "message": "is not a phone number"}]) from None
     # a mobile type implies a valid number (is_valid_number matches the same
     # patterns again), so the validity check is only needed to word the refusal
-    if phonenumbers.number_type(number) not in MOBILE_TYPES:
+    number_type = phonenumbers.number_type(number)
+    if number_type not in MOBILE_TYPES:
         if not phonenumbers.is_valid_number(number):
             raise Invalid(errors=[{"field": "to", "message": "is not a valid phone number"}])
         raise Invalid(errors=[{"field": "to", "message": "is not a mobile number"}])
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    return e164, phonenumbers.region_code_for_number(number) or "ZZ", _mask(number)
+    region_code = phonenumbers.region_code_for_number(number) or "ZZ"
+    return e164, region_code, _mask(number), zone_names(number, number_type)
 
 
 def mask_phone(e164: str) -> str:
@@ -288,9 +293,10 @@ def parse_send_request(
         region = None
     to = _text_field(data, "to", errors, max_len=32, required=True)
     e164 = number_region = masked = ""
+    zones: tuple[str, ...] | None = None
     if to is not None:
         try:
-            e164, number_region, masked = _parse_mobile(to, region)
+            e164, number_region, masked, zones = _parse_mobile(to, region)
         except Invalid as exc:
             errors.items.extend(dict(e) for e in exc.errors)
 
@@ -347,4 +353,5 @@ def parse_send_request(
         callback_url=callback_url,
         attests=attests,
         to_masked=masked,
+        to_zones=zones,
     )

@@ -62,7 +62,7 @@ class ContactPolicyStage:
         if pack is None:
             return StageResult(findings=(UNKNOWN_PACK,), decision=Decision.BLOCK)
         req = draft.request
-        zones = recipient_zones(req.to, pack.quiet_hours.fallback_zones)  # once: a phone parse
+        zones = recipient_zones(req.to, pack.quiet_hours.fallback_zones, req.to_zones)
         placed = quiet_hours(pack, draft, zones)
         rules = pack.rules_for(req.purpose)
         gate = ContactGate.of(pack, req.purpose)

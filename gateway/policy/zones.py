@@ -8,6 +8,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
+from phonenumbers import PhoneNumber, PhoneNumberType
 from phonenumbers import timezone as phone_tz
 
 _UNKNOWN = "Etc/Unknown"
@@ -19,14 +20,29 @@ def _zones_of(e164: str) -> tuple[str, ...]:
         number = phonenumbers.parse(e164, None)
     except phonenumbers.NumberParseException:
         return ()
-    return tuple(z for z in phone_tz.time_zones_for_number(number) if z != _UNKNOWN)
+    return zone_names(number, phonenumbers.number_type(number))
 
 
-def recipient_zones(e164: str, fallback: Sequence[str]) -> tuple[ZoneInfo, ...]:
+def zone_names(number: PhoneNumber, number_type: int) -> tuple[str, ...]:
+    """phonenumbers' ``time_zones_for_number`` for a number whose type is
+    already known (the type patterns are the costly part of the lookup)."""
+    if number_type == PhoneNumberType.UNKNOWN:
+        return ()
+    if phonenumbers.is_number_type_geographical(number_type, number.country_code or 0):
+        names = phone_tz.time_zones_for_geographical_number(number)
+    else:
+        names = phone_tz._country_level_time_zones_for_number(number)
+    return tuple(z for z in names if z != _UNKNOWN)
+
+
+def recipient_zones(
+    e164: str, fallback: Sequence[str], names: tuple[str, ...] | None = None
+) -> tuple[ZoneInfo, ...]:
     """Every zone the number may be in; ``fallback`` when phonenumbers knows none.
-    The first zone is the one whose calendar days the caps count in."""
+    The first zone is the one whose calendar days the caps count in. ``names``:
+    :func:`zone_names` of ``e164`` when the caller has them (no parse here)."""
     zones: list[ZoneInfo] = []
-    for name in _zones_of(e164) or tuple(fallback):
+    for name in (_zones_of(e164) if names is None else names) or tuple(fallback):
         try:
             zones.append(ZoneInfo(name))
         except (ZoneInfoNotFoundError, ValueError):

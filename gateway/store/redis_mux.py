@@ -14,7 +14,9 @@ script, which is loaded and run once more: a refused EVALSHA did nothing), a
 lost connection or a call slower than ``timeout`` is
 :class:`~redis.exceptions.ConnectionError` / ``TimeoutError`` for every call
 in flight (the connection is dropped: its answers can no longer be matched),
-and the next call connects again. Plain ``redis://`` URLs only (host, port,
+and the next call connects again. One timer per connection watches the oldest
+call in flight (Redis answers in order, so it is the first to be late) instead
+of a timeout context per call. Plain ``redis://`` URLs only (host, port,
 user, password, db); other URLs and Redis Cluster keep redis-py.
 """
 
@@ -54,7 +56,9 @@ class RedisMux:
         self.timeout = timeout
         self._writer: asyncio.StreamWriter | None = None
         self._reader_task: asyncio.Task[None] | None = None
-        self._pending: collections.deque[asyncio.Future[Any]] = collections.deque()
+        # (future, deadline on the loop's clock), in the order the commands were sent
+        self._pending: collections.deque[tuple[asyncio.Future[Any], float]] = collections.deque()
+        self._watchdog: asyncio.TimerHandle | None = None
         self._out: list[bytes] = []
         self._flushing = False
         self._connect_lock = asyncio.Lock()
@@ -86,18 +90,30 @@ class RedisMux:
         return reply
 
     async def _send(self, args: tuple[Any, ...]) -> Any:
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
         self._out.append(hiredis.pack_command(args))
-        self._pending.append(future)
+        deadline = loop.time() + self.timeout
+        self._pending.append((future, deadline))
+        if self._watchdog is None:
+            self._watchdog = loop.call_at(deadline, self._check_deadline)
         if not self._flushing:
             self._flushing = True
-            asyncio.get_running_loop().call_soon(self._flush)
-        try:
-            async with asyncio.timeout(self.timeout):
-                return await future
-        except TimeoutError:  # asyncio's: the answer can no longer be matched
+            loop.call_soon(self._flush)
+        return await future
+
+    def _check_deadline(self) -> None:
+        """The oldest call in flight is late: every answer after it is too, and
+        none can be matched any more once one is given up on."""
+        self._watchdog = None
+        if not self._pending:
+            return
+        loop = asyncio.get_running_loop()
+        oldest = self._pending[0][1]
+        if loop.time() >= oldest:
             self._drop(rx.TimeoutError("redis did not answer in time"))
-            raise rx.TimeoutError("redis did not answer in time") from None
+        else:
+            self._watchdog = loop.call_at(oldest, self._check_deadline)
 
     def _flush(self) -> None:
         self._flushing = False
@@ -134,7 +150,7 @@ class RedisMux:
                 parser.feed(data)
                 reply = parser.gets()
                 while reply is not False:
-                    future = self._pending.popleft()
+                    future = self._pending.popleft()[0]
                     if not future.done():
                         future.set_result(reply)
                     reply = parser.gets()
@@ -151,8 +167,11 @@ class RedisMux:
             writer.close()
         if task is not None and not reading:
             task.cancel()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         pending, self._pending = self._pending, collections.deque()
         self._out.clear()
-        for future in pending:
+        for future, _ in pending:
             if not future.done():
                 future.set_exception(error)
