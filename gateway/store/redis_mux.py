@@ -90,6 +90,10 @@ class RedisMux:
         return reply
 
     async def _send(self, args: tuple[Any, ...]) -> Any:
+        return await self._enqueue(args)
+
+    def _enqueue(self, args: tuple[Any, ...]) -> asyncio.Future[Any]:
+        """Queue one command for the next write; the future of its answer."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._out.append(hiredis.pack_command(args))
@@ -100,7 +104,7 @@ class RedisMux:
         if not self._flushing:
             self._flushing = True
             loop.call_soon(self._flush)
-        return await future
+        return future
 
     def _check_deadline(self) -> None:
         """The oldest call in flight is late: every answer after it is too, and
@@ -134,8 +138,11 @@ class RedisMux:
                 raise rx.ConnectionError(f"cannot connect ({type(exc).__name__})") from exc
             self._writer = writer
             self._reader_task = asyncio.get_running_loop().create_task(self._read(reader))
-            for command in self._handshake:
-                reply = await self._send(command)
+            # queued together, before any caller can see the connection's writer
+            # and queue a command of its own between AUTH and SELECT
+            answers = [self._enqueue(command) for command in self._handshake]
+            for answer in answers:
+                reply = await answer
                 if isinstance(reply, hiredis.ReplyError):
                     self._drop(rx.ConnectionError("handshake refused"))
                     raise rx.ConnectionError("redis refused the connection's handshake")

@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from redis import exceptions as rx
@@ -88,6 +93,59 @@ async def test_the_database_of_the_url_is_selected() -> None:
         assert await redis.get(key) == "v"
     finally:
         await redis.delete(key)
+        await redis.aclose()
+        await mux.close()
+
+
+@pytest.fixture
+def locked_redis(tmp_path: Path) -> Iterator[str]:
+    """A redis-server of this test's own that wants a password; its URL."""
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server is not installed (.ci/run installs it)"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    password = secrets.token_hex(8)
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(tmp_path), "--requirepass", password],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(16).startswith(b"-NOAUTH"):
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "own redis-server did not start"
+            time.sleep(0.05)
+        yield f"redis://:{password}@127.0.0.1:{port}/3"
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+async def test_calls_made_while_connecting_run_after_the_whole_handshake(
+    locked_redis: str,
+) -> None:
+    """AUTH and SELECT go out before any caller's command: the first calls,
+    made together on a new connection, all land in the URL's database."""
+    mux = RedisMux(locked_redis, timeout=2.0)
+    redis = Redis.from_url(locked_redis, decode_responses=True)
+    try:
+        keys = [f"k{i}" for i in range(50)]
+        first = asyncio.create_task(mux.execute("SET", keys[0], "v"))
+        while mux._writer is None:  # connected, the handshake under way
+            await asyncio.sleep(0)
+        await asyncio.gather(first, *(mux.execute("SET", k, "v") for k in keys[1:]))
+        assert sorted(await redis.keys("*")) == sorted(keys)  # all in db 3
+        await redis.select(0)  # type: ignore[no-untyped-call]
+        assert await redis.dbsize() == 0
+    finally:
         await redis.aclose()
         await mux.close()
 
