@@ -39,6 +39,7 @@ from gateway.errors import (
 from gateway.logs import message_id as message_id_var
 from gateway.models import CANCELLABLE, ApiKey, Message, Status
 from gateway.openapi import openapi_document
+from gateway.policy.caps import PolicyUnavailable
 from gateway.schemas import parse_json, parse_send_request, request_hash
 from providers.base import Provider
 from providers.circuit import CircuitState
@@ -208,7 +209,21 @@ async def _unready_reasons(app: web.Application) -> list[str]:
         reasons.append("store unavailable")
     if not await app[AUDIT].probe():
         reasons.append("audit log unwritable")
+    if await _policy_state(app) == "unavailable":  # acceptance would fail closed (503)
+        reasons.append("policy store unavailable")
     return reasons
+
+
+async def _policy_state(app: web.Application) -> str:
+    """The contact-policy store (caps, opt-outs, consents): ``ok``,
+    ``unavailable`` or ``disabled`` (an app built without the contact policy)."""
+    if (contact := app.get(CONTACT)) is None:
+        return "disabled"
+    try:
+        await contact.backend.ping()
+    except PolicyUnavailable:
+        return "unavailable"
+    return "ok"
 
 
 @routes.get("/readyz")
@@ -219,6 +234,8 @@ async def readyz(request: web.Request) -> web.Response:
         for name, guard in dispatcher.guards.items():
             providers.get(name, {})["circuit"] = str(guard.circuit.state)
     body = {"status": "ready" if not reasons else "unavailable", "reasons": reasons,
+            "policy": "unavailable" if "policy store unavailable" in reasons
+            else "disabled" if request.app.get(CONTACT) is None else "ok",
             "providers": providers}  # fmt: skip
     return json_response(body, status=503 if reasons else 200)
 

@@ -144,7 +144,7 @@ class Metrics:
         )
         self.ready = Gauge(
             "lendsms_ready",
-            "1 when /readyz would answer 200 (store and audit log usable), else 0",
+            "1 when /readyz would answer 200 (store, audit log, policy store usable), else 0",
             registry=r,
             multiprocess_mode="livemostrecent",  # the answering process's own checks
         )

@@ -244,7 +244,8 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                                  "responses": {"200": {"description": "the process is up"}}}},
             "/readyz": {"get": {"operationId": "readyz", "security": [],
                                 "responses": {"200": {"description": "ready"},
-                                              "503": {"description": "store or audit unusable"}}}},
+                                              "503": {"description": "store, audit log or "
+                                                                     "policy store unusable"}}}},
             "/metrics": {"get": {"operationId": "metrics", "security": [],
                                  "responses": {"200": {"description": "Prometheus text format",
                                                        "content": {"text/plain": {}}}}}},

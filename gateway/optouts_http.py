@@ -1,7 +1,10 @@
 """The opt-out and consent endpoints of API.md ("Opt-outs and consent"). No
 number goes into a URL; bodies carry it. Everything belongs to the key's
 client. Deleting an opt-out is scope ``admin`` and audited first (fail
-closed: no audit record, no deletion)."""
+closed: no audit record, no deletion). Adding one is recorded first and
+audited after (``opt_out_added``): an opt-out takes effect even while the
+audit log is down; the client then gets 503 and retries (adding is
+idempotent), which writes the record."""
 
 from __future__ import annotations
 
@@ -72,10 +75,28 @@ async def add_opt_out(request: web.Request) -> web.Response:
     key = await _key(request, "send")
     body = _fields(await _json_body(request), {"to": True, "scope": True})
     scope = _choice(body.get("scope"), OPT_OUT_SCOPES, "scope")
+    policy = _policy(request)
     try:
-        state = await _policy(request).opt_out(key.client_id, body["to"], scope, "api")
+        state = await policy.opt_out(key.client_id, body["to"], scope, "api")
     except StoreUnavailable:
         raise _down() from None
+    try:  # after the store: honouring the opt-out comes before its record
+        await request.app[AUDIT].append(
+            "opt_out_added",
+            message_id=None,
+            clear={
+                "client": key.client_id,
+                "key_id": key.id,
+                "scope": scope,
+                "to_hash": policy.phone(body["to"]),
+            },
+            sealed={"to": body["to"]},  # never the number in clear
+        )
+    except AuditUnavailable:
+        raise Unavailable(
+            "the opt-out is recorded but the audit log is unavailable; retry",
+            headers={"Retry-After": "5"},
+        ) from None
     return json_response(_view(state.opt_outs), status=201)
 
 

@@ -26,7 +26,16 @@ from typing import Any
 from aiohttp import web
 
 from config.settings import Settings, load_settings
-from gateway.appkeys import AUDIT, CLOCK, DISPATCHER, METRICS, PROVIDERS, SETTINGS, STORE
+from gateway.appkeys import (
+    AUDIT,
+    CLOCK,
+    CONTACT,
+    DISPATCHER,
+    METRICS,
+    PROVIDERS,
+    SETTINGS,
+    STORE,
+)
 from gateway.metrics import mark_process_dead
 
 _SHARED_KEYS: tuple[web.AppKey[Any], ...] = (
@@ -37,6 +46,7 @@ _SHARED_KEYS: tuple[web.AppKey[Any], ...] = (
     AUDIT,
     DISPATCHER,
     PROVIDERS,
+    CONTACT,  # the dispatcher's hand-off checks read the policy store: /readyz reports it
 )
 
 

@@ -12,6 +12,8 @@ from typing import Literal
 from config.contact import OptOutRules
 
 Intent = Literal["opt_out", "opt_in"]
+# which of a pack's lists matched (the audit records it, never the reply itself)
+Match = Literal["keyword", "phrase", "start_keyword"]
 _EDGES = re.compile(r"^[\W_]+|[\W_]+$")
 _WORDS = re.compile(r"[\W_]+")
 FIRST_WORD_MIN = 3  # shorter keywords (T, N, R, TD) count only as the whole reply
@@ -22,6 +24,7 @@ class InboundAction:
     client: str
     intent: Intent
     scope: str | None  # the scope recorded (opt_out), None for opt_in
+    match: Match = "keyword"
 
 
 def normalize_reply(text: str) -> str:
@@ -38,11 +41,19 @@ def _matches(reply: str, keywords: frozenset[str]) -> bool:
 
 def classify(text: str, rules: OptOutRules) -> Intent | None:
     """What a reply asks for under one pack's keywords (an opt-out wins)."""
+    found = match(text, rules)
+    return found[0] if found is not None else None
+
+
+def match(text: str, rules: OptOutRules) -> tuple[Intent, Match] | None:
+    """:func:`classify`, with which list matched."""
     reply = normalize_reply(text)
     if not reply:
         return None
-    if _matches(reply, rules.keywords) or any(p in reply for p in rules.phrases):
-        return "opt_out"
+    if _matches(reply, rules.keywords):
+        return "opt_out", "keyword"
+    if any(p in reply for p in rules.phrases):
+        return "opt_out", "phrase"
     if _matches(reply, rules.start_keywords):
-        return "opt_in"
+        return "opt_in", "start_keyword"
     return None

@@ -15,6 +15,8 @@ import phonenumbers
 from config.contact import contact_pack
 from config.policies import PolicyError
 from config.settings import PolicySettings
+from gateway.audit import AuditWriter
+from gateway.audit_ports import AuditUnavailable
 from gateway.clock import Clock
 from gateway.crypto import BlindIndex, FieldCipher
 from gateway.dispatch import HandoffCheck
@@ -31,7 +33,7 @@ from gateway.policy.caps import (
 )
 from gateway.policy.gate import ContactGate
 from gateway.policy.handoff import HandoffChecks
-from gateway.policy.inbound import InboundAction, classify
+from gateway.policy.inbound import InboundAction, match
 from gateway.policy.optouts import ContactRegistry, ContactState
 from gateway.policy.redis_store import RedisPolicyStore
 from gateway.policy.senders import RecentSenders
@@ -42,6 +44,7 @@ from providers.base import InboundSms
 log = logging.getLogger("lendsms.policy")
 INBOUND_LOOKBACK = timedelta(days=30)
 ClientLookup = Callable[[str], Awaitable[Client | None]]
+AuditLookup = Callable[[], AuditWriter | None]  # the app's writer, once it is open
 
 
 class PolicyBackend(CapStore, ContactRegistry, Protocol):
@@ -71,6 +74,7 @@ class ContactPolicy:
         *,
         clients: ClientLookup,
         senders: RecentSenders,
+        audit: AuditLookup | None = None,
     ) -> None:
         self.backend = backend
         self.clock = clock
@@ -79,6 +83,7 @@ class ContactPolicy:
         self.caps = BorrowerCaps(index)
         self.client = clients
         self.senders = senders
+        self.audit = audit
 
     async def open(self) -> None:
         await self.backend.open()
@@ -160,6 +165,50 @@ class ContactPolicy:
         if actions:
             log.info("inbound opt-out keyword", extra={"provider": provider,
                                                        "clients": len(actions)})  # fmt: skip
+            await self.audit_inbound(provider, reply, actions)
+
+    async def audit_inbound(
+        self, provider: str, reply: InboundSms, actions: Sequence[InboundAction]
+    ) -> None:
+        """One audit record per opt-out / opt-in an inbound reply caused, written
+        AFTER the store recorded them all: honouring an opt-out matters more than
+        its record, so an audit outage never keeps one from taking effect.
+
+        When an append fails we raise :class:`AuditUnavailable` and the callback
+        answers the provider 503 (not 200), as for a receipt it cannot record:
+        the provider pushes the reply again, the store writes are idempotent
+        (the same opt-out again, or lifting what is already lifted), and the
+        records get written once the log is back. The price is a duplicate
+        record for a client whose append succeeded before another's failed; a
+        missing record would be worse. Were the provider to give up, the opt-out
+        still stands. The writer's hook counts the failure
+        (``lendsms_audit_failures_total``); the log line names no number."""
+        writer = self.audit() if self.audit is not None else None
+        e164 = _e164(reply.sender)
+        if writer is None or e164 is None:  # no audit log in this app (tests, extensions)
+            return
+        phone = self.phone(e164)
+        failed = 0
+        for action in actions:
+            try:
+                await writer.append(
+                    f"{action.intent}_inbound",  # opt_out_inbound / opt_in_inbound
+                    message_id=None,
+                    clear={
+                        "client": action.client,
+                        "provider": provider,
+                        "scope": action.scope,
+                        "match": action.match,  # keyword, phrase or start_keyword
+                        "to_hash": phone,  # the blind index, as opt_out_deleted
+                    },
+                    sealed={"to": e164, "text": reply.text},  # never the number in clear
+                )
+            except AuditUnavailable:
+                failed += 1
+        if failed:
+            log.error("inbound opt-outs recorded but not audited",
+                      extra={"provider": provider, "records": failed})  # fmt: skip
+            raise AuditUnavailable("inbound opt-out records not written")
 
     async def inbound(self, text: str, number: str, provider: str) -> list[InboundAction]:
         """An inbound reply from ``number`` through ``provider``: record (or lift)
@@ -176,14 +225,17 @@ class ContactPolicy:
                 rules = contact_pack(client.policy if client else "").opt_out
             except PolicyError:
                 continue
-            intent = classify(text, rules)
+            found = match(text, rules)
+            if found is None:
+                continue
+            intent, matched = found
             if intent == "opt_out":
                 source = f"inbound:{provider}"
                 await self.backend.add_opt_out(client_id, phone, rules.scope, now, source)
-                actions.append(InboundAction(client_id, intent, rules.scope))
-            elif intent == "opt_in":
+                actions.append(InboundAction(client_id, intent, rules.scope, matched))
+            else:
                 await self.backend.remove_opt_outs(client_id, phone)
-                actions.append(InboundAction(client_id, intent, None))
+                actions.append(InboundAction(client_id, intent, None, matched))
         return actions
 
 

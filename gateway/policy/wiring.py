@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from config.settings import Settings, key_bytes
-from gateway.appkeys import CLOCK, CONTACT, STORE
+from gateway.appkeys import AUDIT, CLOCK, CONTACT, STORE
 from gateway.crypto import BlindIndex, FieldCipher
 from gateway.models import Client
 from gateway.policy.caps import PolicyUnavailable
@@ -30,6 +30,7 @@ def new_contact_policy(settings: Settings, app: web.Application) -> ContactPolic
         FieldCipher(key_bytes(settings.keys.data)),
         clients=client,
         senders=SqliteRecentSenders(settings.store.path),
+        audit=lambda: app.get(AUDIT),
     )
 
 

@@ -14,7 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway import __version__
-from gateway.appkeys import DISPATCHER, STORE
+from gateway.appkeys import CONTACT, DISPATCHER, STORE
 from gateway.clock import FakeClock
 from providers.circuit import CircuitState
 from tests.conftest import CN_MOBILE, Gateway, auth, wait_for
@@ -240,6 +240,30 @@ async def test_readyz_store_down_is_503_with_the_reason(start_gateway: Any) -> N
     assert r.status == 503 and r.content_type == "application/json"
     assert body["status"] == "unavailable" and body["reasons"] == ["store unavailable"]
     assert (await gw.http.get("/healthz")).status == 200  # the process lives
+
+
+async def test_readyz_reports_the_policy_store_ok(start_gateway: Any) -> None:
+    gw = await start_gateway(dispatch=False, contact_policy=True)
+    r = await gw.http.get("/readyz")
+    body = await r.json()
+    assert r.status == 200 and body["status"] == "ready" and body["reasons"] == []
+    assert body["policy"] == "ok" and "providers" in body
+    assert (await scrape(gw)).value("lendsms_ready") == 1
+
+
+async def test_readyz_policy_store_down_is_503_with_the_reason(start_gateway: Any) -> None:
+    gw = await start_gateway(dispatch=False, contact_policy=True, clock=FakeClock(DAYTIME))
+    token = await gw.key()
+    await gw.app[CONTACT].backend._run(lambda db: db.close())  # the caps / opt-out store
+    r = await gw.http.get("/readyz")
+    body = await r.json()
+    assert r.status == 503 and r.content_type == "application/json"
+    assert body["status"] == "unavailable" and body["reasons"] == ["policy store unavailable"]
+    assert body["policy"] == "unavailable"
+    assert (await scrape(gw)).value("lendsms_ready") == 0
+    status, _ = await post(gw, token, purpose="service", text=OVERDUE)
+    assert status == 503  # acceptance fails closed all the same
+    assert (await gw.http.get("/healthz")).status == 200
 
 
 async def test_readyz_audit_unwritable_is_503_and_counted(start_gateway: Any) -> None:
