@@ -5,26 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from filters.content import ContentFilter, ContentResult, MessageContext
-from gateway.stages.content import shipped_filters
-
-SIG = "【快贷宝】"
-
-
-@pytest.fixture(scope="module")
-def cn() -> ContentFilter:
-    return shipped_filters()["cn-collection"]
-
-
-@pytest.fixture(scope="module")
-def us() -> ContentFilter:
-    return shipped_filters()["us-fdcpa"]
-
-
-def check(
-    f: ContentFilter, text: str, purpose: str = "overdue_notice", **kw: object
-) -> ContentResult:
-    return f.check(text, MessageContext(purpose, **kw))  # type: ignore[arg-type]
+from filters.content import ContentFilter, ContentResult
+from tests.unit.content_helpers import SIG, check
 
 
 def rules(result: ContentResult) -> set[str]:

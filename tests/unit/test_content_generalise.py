@@ -12,28 +12,11 @@ import pytest
 from config.content import load_content_pack
 from config.content_homophones import Homophones, spellings
 from config.content_lexicon import ContentPackError
-from filters.content import ContentFilter, ContentResult, MessageContext
-from gateway.stages.content import shipped_filters
+from filters.content import ContentFilter, ContentResult
+from tests.unit.content_helpers import SIG, check
 
-SIG = "【快贷宝】"
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 OPT_OUT = " Reply STOP to opt out."
-
-
-@pytest.fixture(scope="module")
-def cn() -> ContentFilter:
-    return shipped_filters()["cn-collection"]
-
-
-@pytest.fixture(scope="module")
-def us() -> ContentFilter:
-    return shipped_filters()["us-fdcpa"]
-
-
-def check(
-    f: ContentFilter, text: str, purpose: str = "overdue_notice", **kw: object
-) -> ContentResult:
-    return f.check(text, MessageContext(purpose, **kw))  # type: ignore[arg-type]
 
 
 def stopping(result: ContentResult) -> set[str]:

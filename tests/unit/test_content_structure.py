@@ -7,19 +7,8 @@ import pytest
 
 from filters.content import ContentFilter, ContentResult, MessageContext
 from filters.content.structure import append_instruction, find_signature
-from gateway.stages.content import shipped_filters
 
 OK_CN = "【安心消费金融】您本期应还1,086.40元，请按时还款。"
-
-
-@pytest.fixture(scope="module")
-def cn() -> ContentFilter:
-    return shipped_filters()["cn-collection"]
-
-
-@pytest.fixture(scope="module")
-def us() -> ContentFilter:
-    return shipped_filters()["us-fdcpa"]
 
 
 def rules(result: ContentResult) -> list[str]:
