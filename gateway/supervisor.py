@@ -268,6 +268,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
     from gateway import __version__
     from gateway.app import create_app
+    from gateway.heap import settle
     from gateway.logs import setup_logging
 
     settings = load_settings(args.config, serve_env(args))
@@ -289,6 +290,7 @@ def run_serve(args: argparse.Namespace) -> int:
     banner = f"lendsms {__version__} serving on http://{host}:{port}"
 
     def listening(_: str) -> None:  # run_app calls it once the site listens
+        settle()  # the app is built: keep the collector off its heap (gateway/heap.py)
         print(banner, flush=True)
         report_ready()
 

@@ -73,6 +73,7 @@ def worker_settings(settings: Settings) -> Settings:
 async def run_worker(settings: Settings, metrics_host: str, metrics_port: int | None) -> int:
     from gateway import __version__
     from gateway.app import create_app
+    from gateway.heap import settle
 
     # no pipeline stages: a worker accepts nothing (and starts in a second, not three)
     app = create_app(worker_settings(settings), dispatch=True, stages=())
@@ -84,6 +85,7 @@ async def run_worker(settings: Settings, metrics_host: str, metrics_port: int | 
             ops_runner = web.AppRunner(operations_app(app), access_log=None)
             await ops_runner.setup()
             await web.TCPSite(ops_runner, metrics_host, metrics_port).start()
+        settle()  # built: keep the collector off this heap (gateway/heap.py)
         where = "" if metrics_port is None else f"; metrics on {metrics_host}:{metrics_port}"
         print(f"lendsms {__version__} worker dispatching{where}", flush=True)
         stop = asyncio.Event()
