@@ -267,16 +267,14 @@ class RedisStore(RedisQueue, RedisAudit, RedisDelivery, RedisErasure, RedisRevie
     ) -> None:
         m = message
         fields = message_fields(m, self.cipher, self.index)
-        payload: dict[str, Any] = {
-            "fields": [x for kv in fields.items() for x in kv],
-            "events": [event_line(ts(e.at), e.status, e.detail) for e in m.events],
-            "borrower": fields["borrower_hash"],
-            "status": str(m.status),
-            "due": "" if due_at is None else ts(due_at),
-            "now": ts(m.updated_at),  # due by then: straight into the Stream
-        }
+        status = str(m.status)
+        due = "" if due_at is None else ts(due_at)
+        if due and m.status in (Status.QUEUED, Status.SCHEDULED):  # waits in the queue
+            fields.update(due=due, lease="0", owner="", qs=status)
         tag = self.keys.message_tag(m.id)
         keys = [*self.keys.moving(m.id), f"{tag}:b:{fields['borrower_hash']}"]
+        idem_ttl: int | str = ""
+        row: list[str] = []
         if idempotency is not None:
             record = self.keys.idempotency(m.client_id, idempotency.key)
             sealed = self.cipher.seal_json(idempotency.response, aad=f"idem:{m.client_id}".encode())
@@ -286,15 +284,22 @@ class RedisStore(RedisQueue, RedisAudit, RedisDelivery, RedisErasure, RedisRevie
             ]  # fmt: skip
             span = idempotency.expires_at.timestamp() - m.created_at.timestamp()
             ttl = max(int(span * 1000), 0) + _KEEP_MS
-            payload["idem_key"] = record
+            fields["idem"] = record
             if record.startswith(tag):  # ids from new_message_id: one script, one slot
-                payload["idem"], payload["idem_ttl"] = row, ttl
+                idem_ttl = ttl
                 keys.append(record)
             else:
                 # another shard (an id not made from the key): the record first,
                 # so that a crash in between can never give a second message
                 await self._hot(self._idem_put, [record], [ttl, *row])
-        args = [tag, m.id, json.dumps(payload, ensure_ascii=False)]
+                row = []
+        events = [event_line(ts(e.at), e.status, e.detail) for e in m.events]
+        flat = [x for kv in fields.items() for x in kv]
+        args = [
+            tag, m.id, status, due, ts(m.updated_at), fields["created_at"],
+            fields["borrower_hash"], idem_ttl,
+            len(flat), *flat, len(events), *events, len(row), *row,
+        ]  # fmt: skip
         answer = await self._hot(self._commit, keys, args)
         if answer == "exists":  # SQLite: a primary-key violation
             raise StoreUnavailable("redis: the message id exists")
