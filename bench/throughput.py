@@ -16,6 +16,11 @@ should be sent, one in ten one that is held or blocked (a 422 answer is an
 expected answer, not an error). Every request has its own borrower id, number
 and Idempotency-Key, so no contact cap interferes.
 
+The last columns are the CPU time each request cost, measured from /proc
+during the timed part: the server processes (all of a supervisor's children),
+the local Redis server (Redis rows only) and this load generator. On a
+machine where they all share the cores, their sum bounds the rate.
+
     .venv/bin/python bench/throughput.py [--requests N] [--concurrency C] [--profile]
 """
 
@@ -50,8 +55,8 @@ REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 LENDSMS = [sys.executable, "-m", "gateway.cli"]
 HEADER = [
     "| config | processes | requests | accepted/s | p50 ms | p95 ms | p99 ms | errors "
-    "| % of echo |",
-    "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    "| % of echo | CPU µs/request: server | Redis | load generator |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
 ]
 
 
@@ -96,6 +101,72 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# ------------------------------------------------------------------ CPU accounting
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of one process (Linux /proc), 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _family(pid: int) -> list[int]:
+    """``pid`` and its children (a supervisor's workers)."""
+    out = [pid]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == pid:
+                out.append(int(entry.name))
+    return out
+
+
+def _local_redis_pid() -> int | None:
+    """The Redis server's pid when it runs on this machine (its CPU is part of
+    the cost of an acceptance)."""
+    try:
+        import redis
+
+        client = redis.Redis.from_url(REDIS_URL)
+        try:
+            pid = int(client.info("server")["process_id"])
+        finally:
+            client.close()
+    except Exception:  # no Redis here: no column
+        return None
+    return pid if Path(f"/proc/{pid}").exists() else None
+
+
+@dataclass
+class CpuMeter:
+    """CPU seconds used by the servers, Redis and this process during a run."""
+
+    servers: list[int]
+    redis_pid: int | None
+    start: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    used: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+    def _now(self) -> tuple[float, float, float]:
+        me = os.times()
+        return (sum(_cpu_seconds(p) for p in self.servers),
+                _cpu_seconds(self.redis_pid) if self.redis_pid else 0.0,
+                me.user + me.system)  # fmt: skip
+
+    def __enter__(self) -> CpuMeter:
+        self.start = self._now()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        end = self._now()
+        self.used = (end[0] - self.start[0], end[1] - self.start[1], end[2] - self.start[2])
+
+
 def redis_missing(tmp: Path) -> str | None:
     from config.settings import SettingsError, load_settings
 
@@ -127,6 +198,7 @@ class Gateway:
     prefix: str = field(default_factory=lambda: "bench" + secrets.token_hex(4))
     port: int = field(default_factory=free_port)
     token: str = ""
+    pids: list[int] = field(default_factory=list)
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("LENDSMS_")}
@@ -167,6 +239,7 @@ class Gateway:
         proc = subprocess.Popen(self.command(), env=self.env(), stdout=subprocess.DEVNULL)
         try:
             wait_up(self.port, proc, extra=1.0 if self.workers > 1 else 0.0)
+            self.pids = _family(proc.pid)
             yield f"http://127.0.0.1:{self.port}"
         finally:
             proc.send_signal(signal.SIGINT)
@@ -207,12 +280,16 @@ def wait_up(port: int, proc: subprocess.Popen[bytes], extra: float = 0.0) -> Non
     raise RuntimeError("server did not come up")
 
 
+ECHO_PIDS: list[int] = []
+
+
 @contextmanager
 def echo_running() -> Iterator[str]:
     port = free_port()
     proc = subprocess.Popen([sys.executable, __file__, "--echo", str(port)])
     try:
         wait_up(port, proc)
+        ECHO_PIDS[:] = [proc.pid]
         yield f"http://127.0.0.1:{port}"
     finally:
         proc.send_signal(signal.SIGINT)
@@ -231,6 +308,7 @@ class Result:
     errors: int = 0
     elapsed: float = 0.0
     error_statuses: Counter[int] = field(default_factory=Counter)  # 0: no answer
+    cpu: tuple[float, float, float] | None = None  # servers, Redis, load generator (s)
 
     @property
     def rate(self) -> float:
@@ -242,9 +320,14 @@ class Result:
 
     def row(self, ceiling: float | None) -> str:
         share = f"{100 * self.rate / ceiling:.0f}%" if ceiling else "-"
+        cpu = " | | |"
+        if self.cpu is not None and self.latencies:
+            n = len(self.latencies) / 1e6
+            server, redis_s, load = (f"{c / n:,.0f}" if c else "-" for c in self.cpu)
+            cpu = f" {server} | {redis_s} | {load} |"
         return (f"| {self.label} | {self.processes} | {len(self.latencies)} | {self.rate:,.0f} | "
                 f"{self.pct(0.5):.1f} | {self.pct(0.95):.1f} | {self.pct(0.99):.1f} | "
-                f"{self.errors} | {share} |")  # fmt: skip
+                f"{self.errors} | {share} |{cpu}")  # fmt: skip
 
 
 class _Conn(asyncio.Protocol):
@@ -328,8 +411,11 @@ async def _one(conn: _Conn, data: bytes, result: Result, started: float | None =
 
 
 async def closed_loop(url: str, token: str, bodies: list[dict[str, Any]], conc: int,
-                      result: Result) -> None:  # fmt: skip
-    """``conc`` requests in flight at all times until ``bodies`` are sent."""
+                      result: Result, servers: list[int] | None = None,
+                      with_redis: bool = False) -> None:  # fmt: skip
+    """``conc`` requests in flight at all times until ``bodies`` are sent;
+    ``servers``: the pids whose CPU is counted, with this process's and, when
+    ``with_redis``, the local Redis server's."""
     requests = prepare(url, token, bodies)
     conns = [await _connect(url) for _ in range(conc)]
     try:
@@ -344,9 +430,11 @@ async def closed_loop(url: str, token: str, bodies: list[dict[str, Any]], conc: 
                 if conn.lost:  # the server closed it (counted as an error): a new one
                     conns.append(conn := await _connect(url))
 
-        started = time.perf_counter()
-        await asyncio.gather(*(lane(c) for c in conns))
-        result.elapsed = time.perf_counter() - started
+        with CpuMeter(servers or [], _local_redis_pid() if with_redis else None) as meter:
+            started = time.perf_counter()
+            await asyncio.gather(*(lane(c) for c in conns))
+            result.elapsed = time.perf_counter() - started
+        result.cpu = meter.used
     finally:
         for c in conns:
             if c.transport is not None:
@@ -412,7 +500,7 @@ def main() -> int:
     results: list[Result | str] = []
     with echo_running() as url:
         echo = Result("echo (bare aiohttp)", 1)
-        asyncio.run(closed_loop(url, "-", corpus_mix(total, 0), conc, echo))
+        asyncio.run(closed_loop(url, "-", corpus_mix(total, 0), conc, echo, ECHO_PIDS))
     configs = [("sqlite", 1), ("redis", 1), ("redis", 2)]
     for backend, workers in configs:
         label = f"{backend}"
@@ -427,7 +515,8 @@ def main() -> int:
         gateway = Gateway(backend, workers, profile)
         with gateway.running() as url:
             result = Result(label, workers)
-            asyncio.run(closed_loop(url, gateway.token, corpus_mix(total, 0), conc, result))
+            asyncio.run(closed_loop(url, gateway.token, corpus_mix(total, 0), conc, result,
+                                    gateway.pids, with_redis=backend == "redis"))  # fmt: skip
             results.append(result)
     fixed: Result | None = None
     if missing is None:
