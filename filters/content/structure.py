@@ -24,6 +24,13 @@ _LINK: Final = re.compile(
     r"(?<![\w@.-])(?P<scheme>https?://)?(?P<host>(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+"
     r"(?P<tld>[a-z]{2,24}))(?![\w@-])(?::\d{1,5})?(?:[/?#][^\s\u3000-\u303f\uff00-\uffef]*)?"
 )
+# a raw IPv4 host: with a scheme, a port or a path (so "1.2.3.4" alone, a
+# version or an amount, is no link)
+_IP_LINK: Final = re.compile(
+    r"(?<![\w@.-])(?:(?P<scheme>https?://)(?P<host>\d{1,3}(?:\.\d{1,3}){3})(?![\w.-])"
+    r"|(?P<bare>\d{1,3}(?:\.\d{1,3}){3})(?=[:/]\w))(?::\d{1,5})?(?:[/?#][^\s\u3000-\u303f\uff00-\uffef]*)?"
+)
+_DOTTED_QUAD: Final = re.compile(r"\d\.\d{1,3}\.\d{1,3}\.\d")  # cheap test before _IP_LINK
 _AMOUNT: Final = re.compile(
     r"[¥$]\s?\d|\d(?:[\d,]*\d)?(?:\.\d+)?\s?(?:元|块|万|rmb|usd|dollars?\b)"
 )
@@ -140,6 +147,14 @@ class StructureChecker:
                 continue
             host = m.group("host")
             if any(host == d or host.endswith("." + d) for d in ctx.link_domains):
+                continue
+            start, end = norm.span(m.start(), m.end())
+            out.append(ContentFinding(r.rule, r.category, BLOCK, start, end, host))
+        if not _DOTTED_QUAD.search(scan):
+            return out
+        for m in _IP_LINK.finditer(scan):
+            host = m.group("host") or m.group("bare")
+            if host in ctx.link_domains:
                 continue
             start, end = norm.span(m.start(), m.end())
             out.append(ContentFinding(r.rule, r.category, BLOCK, start, end, host))

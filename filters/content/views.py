@@ -8,9 +8,11 @@ the submitted text).
   hide it ("坐*牢", "老 赖", "曝，光").
 * ``words``: Latin tokens joined by single spaces, with a leading and a
   trailing space so that patterns written as " word " match whole words
-  only. Runs of single letters separated only by separators are joined
-  ("j.a.i.l", "k i l l" -> "jail", "kill"), and look-alike digits and symbols
-  inside a word are folded (``latin_fold``: "k1ll" and "kill" meet).
+  only. Runs of single letters (or digits) separated only by separators are
+  joined ("j.a.i.l", "k i l l", "1 0" -> "jail", "kill", "10"), and look-alike
+  digits and symbols inside a word are folded (``latin_fold``: "k1ll" and
+  "kill" meet); chat spellings of whole words are read as the word
+  (``SHORT_FORMS``: "ur" and "your" meet).
 * ``pinyin``: the squeezed view with the Chinese characters of pinyin-enabled
   terms replaced by their reading, Latin letters kept, everything else a
   blocker; a match must contain at least one letter typed as Latin
@@ -27,6 +29,7 @@ from typing import Final
 
 __all__ = [
     "LATIN_FOLD",
+    "SHORT_FORMS",
     "Boundaries",
     "View",
     "latin_fold",
@@ -50,6 +53,11 @@ LATIN_FOLD: Final[Mapping[int, str]] = str.maketrans(
     {"0": "o", "1": "i", "l": "i", "!": "i", "3": "e", "4": "a", "@": "a", "5": "s", "$": "s",
      "7": "t"}
 )  # fmt: skip
+
+
+# Chat spellings of whole words, read as the word in text and in patterns
+# alike ("call ur boss", "we know where u live").
+SHORT_FORMS: Final[Mapping[str, str]] = {"u": "you", "ur": "your", "yr": "your", "abt": "about"}
 
 
 def latin_fold(word: str) -> str:
@@ -89,7 +97,7 @@ def words(normalized: str) -> View | None:
         last = runs[-1] if runs else None
         if _letter(tok) and last is not None and last.spelled:
             kind = _gap_kind(normalized[last.end : start])
-            if kind is not None and last.gap in (None, kind):
+            if kind is not None and last.gap in (None, kind) and _joins(last.text, tok, kind):
                 # "a f.r.a.u.d": a space never joins a letter that starts a dotted run
                 ahead = tokens[i + 1] if i + 1 < len(tokens) else None
                 next_kind = (
@@ -104,15 +112,29 @@ def words(normalized: str) -> View | None:
     parts = [" "]
     origin = [runs[0].offsets[0] if runs else 0]
     for run in runs:
-        parts.append(latin_fold(run.text))
+        long = SHORT_FORMS.get(run.text)
+        if long is None:
+            parts.append(latin_fold(run.text))
+            origin.extend(run.offsets)
+        else:  # every letter of the long form points into the short one
+            parts.append(long)
+            origin.extend([run.offsets[0]] * (len(long) - 1))
+            origin.append(run.offsets[-1])
         parts.append(" ")
-        origin.extend(run.offsets)
         origin.append(run.offsets[-1])
     return View("".join(parts), tuple(origin))
 
 
 def _letter(tok: str) -> bool:
-    return len(tok) == 1 and tok.isalpha()
+    """A single letter or digit: "k i l l" and "1 0" are spelled out."""
+    return len(tok) == 1 and tok.isalnum()
+
+
+def _joins(run: str, tok: str, gap: str) -> bool:
+    """Across spaces, letters join letters and digits join digits ("msg 1 0"),
+    and a letter may follow digits ("4 t h"), but "u 2" stays two words;
+    marks between single characters ("4|t|h") join any of them."""
+    return gap == "mark" or run[-1].isdigit() == tok.isdigit() or run.isdigit()
 
 
 def _gap_kind(gap: str) -> str | None:
@@ -148,7 +170,7 @@ class _Run:
 def word_key(term: str, *, prefix: bool, fold: Callable[[str], str] = latin_fold) -> str:
     """The key of a Latin pattern in the word view: " w1 w2 " (or " w1 w2").
     ``fold`` is ``latin_fold`` or a memoised copy of it (the lexicon builder)."""
-    body = " ".join(fold(w) for w in _TOKEN.findall(term))
+    body = " ".join(fold(SHORT_FORMS.get(w, w)) for w in _TOKEN.findall(term))
     return f" {body}" if prefix else f" {body} "
 
 
@@ -179,7 +201,11 @@ class Boundaries:
 
     # 、 lists items of one clause ("诉讼、仲裁途径"), so it does not end one
     _CLAUSE: Final = re.compile(r"[,，。.!！?？;；:：\n]")
-    _SENTENCE: Final = re.compile(r"[。!！?？;；\n]|\.(?!\d)")
+    # a dot after a short abbreviation ("Case No. 26", "Mr. Lee") ends no sentence
+    _SENTENCE: Final = re.compile(
+        r"[。!！?？;；\n]|\.(?!\d)(?<!\bno\.)(?<!\bmr\.)(?<!\bms\.)(?<!\bmrs\.)(?<!\bdr\.)"
+        r"(?<!\bst\.)(?<!\bjr\.)(?<!\bvs\.)(?<!\bapt\.)(?<!\bacct\.)(?<!\bref\.)"
+    )
 
     def __init__(self, normalized: str) -> None:
         self._clauses = [m.start() for m in self._CLAUSE.finditer(normalized)]

@@ -4,10 +4,13 @@ overall stop recall >= 97 % and false stops <= 1 %. The per-category table is
 printed (``-s`` shows it); failures report counts only, never a message of the
 corpus.
 
-The newest blind set, ``heldout_v3`` (tests/corpus/HELDOUT_V3.md), is not a
-test: it measures how the filter does on wording nobody tuned it for, and that
-figure is reported (``bench/heldout.py --corpus tests/corpus/heldout_v3.jsonl``),
-not asserted. Tuning against it would end its use as a blind set.
+``heldout_v3`` (tests/corpus/HELDOUT_V3.md) was blind when first measured
+(78.8 % recall, 8.2 % false stops) and is tuning data since 2026-11-28. It is
+not asserted here: after the tuning round it scores 198/198 stop recall but
+5/233 = 2.1 % false stops (four zh ``lawsuit`` sends the pack holds for review
+by design, one en court-summons notice), above the 1 % target. Print it with
+``bench/heldout.py --corpus tests/corpus/heldout_v3.jsonl``. The newest blind
+set (v4) is never run from here.
 """
 
 from __future__ import annotations
