@@ -3,7 +3,11 @@
 A password comes from ``--password-file`` or standard input (never the
 command line, where it would sit in the shell history and ``ps``); only its
 scrypt hash is stored. Every change is written to the audit log first, with
-the operating-system user who made it (no record, no change)."""
+the operating-system user who made it (no record, no change).
+
+``signout NAME`` ends every web session of NAME at once, on every replica
+(for a cookie that may have been stolen); a new password and ``disable`` do
+the same (``update --enable`` does not bring old sessions back)."""
 
 from __future__ import annotations
 
@@ -100,6 +104,8 @@ def cmd_reviewers(args: argparse.Namespace) -> int:
     name = check_name(args.name)
     if args.action == "disable":
         return _run_with_store(settings, lambda s, a: _disable(s, a, name), audited=True)
+    if args.action == "signout":
+        return _run_with_store(settings, lambda s, a: _signout(s, a, name), audited=True)
     new_password = args.action == "add" or args.password_file or args.password_stdin
     password = read_password(args.password_file) if new_password else None
     return _run_with_store(settings, lambda s, a: _put(s, a, args, name, password), audited=True)
@@ -123,6 +129,8 @@ async def _put(store: Any, audit: Any, args: argparse.Namespace, name: str,
             can_reveal=base.can_reveal if args.can_reveal is None else args.can_reveal,
             clients=base.clients if clients is None else clients,
             disabled_at=None if args.enable else base.disabled_at,
+            # a new password ends every session (signed in with the old one)
+            signed_out_at=datetime.now(UTC) if password is not None else None,
         )
     if password is not None:
         hashed = await hash_password_async(password)
@@ -136,6 +144,8 @@ async def _put(store: Any, audit: Any, args: argparse.Namespace, name: str,
     except ValueError:
         raise CliError(f"reviewer {name} already exists (use reviewers update)") from None
     print(f"{'added' if current is None else 'updated'} reviewer: {_describe(reviewer)}")
+    if current is not None and password is not None:
+        print(f"new password: every session of {name} has ended")
     return 0
 
 
@@ -143,10 +153,25 @@ async def _disable(store: Any, audit: Any, name: str) -> int:
     current = await store.get_reviewer(name)
     if current is None or current.reviewer.disabled_at is not None:
         raise CliError(f"no active reviewer {name}")
-    reviewer = replace(current.reviewer, disabled_at=datetime.now(UTC))
+    now = datetime.now(UTC)
+    reviewer = replace(current.reviewer, disabled_at=now, signed_out_at=now)
     await _audit(audit, "reviewer_disabled", reviewer)
     await store.put_reviewer(reviewer, current.password_hash, create=False)
-    print(f"disabled reviewer {name}; their sessions end at their next request")
+    print(f"disabled reviewer {name}; every session of theirs has ended")
+    return 0
+
+
+async def _signout(store: Any, audit: Any, name: str) -> int:
+    current = await store.get_reviewer(name)
+    if current is None:
+        raise CliError(f"no reviewer {name} (lendsms reviewers list)")
+    now = datetime.now(UTC)
+    await _audit(audit, "reviewer_signed_out", replace(current.reviewer, signed_out_at=now))
+    if not await store.end_reviewer_sessions(name, now):
+        raise CliError(f"no reviewer {name} (lendsms reviewers list)")
+    since = f"{now:%Y-%m-%d %H:%M:%S} UTC"
+    print(f"signed out reviewer {name}: every session started before {since} has ended,"
+          " on every replica")  # fmt: skip
     return 0
 
 
@@ -193,6 +218,11 @@ def add_reviewer_commands(sub: Any, with_config: WithConfig) -> None:
             help=argparse.SUPPRESS if action == "add" else "enable a disabled one",
         )
     sp = with_config(rsub.add_parser("disable", help="disable a reviewer (audited)"))
+    sp.add_argument("name", metavar="NAME")
+    sp = with_config(rsub.add_parser(
+        "signout", help="end every web session of a reviewer now (audited)",
+        description="Ends every /review session of NAME at once, on every replica, e.g."
+        " when a session cookie may have been stolen. NAME can sign in again."))  # fmt: skip
     sp.add_argument("name", metavar="NAME")
     with_config(rsub.add_parser("list", help="list reviewers (never passwords)"))
     reviewers.set_defaults(func=cmd_reviewers)

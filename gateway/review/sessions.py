@@ -1,10 +1,11 @@
-"""Sessions of the reviewers' web page: sealed, stateless cookies.
+"""Sessions of the reviewers' web page: sealed cookies, revocable per reviewer.
 
 The cookie ``lendsms_review`` (Path=/review, HttpOnly, SameSite=Strict, Secure
 over TLS or when ``review.secure_cookies = "always"``) carries AES-256-GCM over
 ``{reviewer, issued, seen, csrf}``, under a key derived (HKDF) from ``keys.data``
-for this purpose alone. The server keeps no session state, so any replica
-accepts a cookie another one issued, and the store needs no session table.
+for this purpose alone. The server keeps no per-session state, so any replica
+accepts a cookie another one issued (no sticky sessions), and the store needs
+no session table.
 
 On every request the server checks the seal, the idle timeout (``seen`` plus
 ``review.idle_timeout_seconds``) and the absolute lifetime (12 hours from
@@ -14,9 +15,16 @@ signed in gets an anonymous session too (``reviewer`` empty): it carries the
 CSRF token of the sign-in form. Signing in always starts a new session with a
 new CSRF token (no fixation).
 
-Trade-off of the stateless design: signing out deletes the cookie from the
-browser but cannot revoke a copy taken before; such a copy still dies at the
-idle timeout.
+Revocation: the reviewer's record carries a sign-out instant
+(``Reviewer.signed_out_at``), read with the reviewer on that same request, so
+it costs no extra round trip. A session whose ``issued`` is at or before it is
+refused on every replica, exactly as if there were no cookie (see
+:func:`revoked`). Signing out sets it to now, so it signs the reviewer out
+everywhere, and a copy of a cookie taken before is dead at once; so do
+``lendsms reviewers signout NAME``, a new password and disabling. ``issued``
+and the instant are both unix seconds from the server's clock, compared to the
+microsecond (``datetime``'s resolution), so a session issued in the same second
+as a sign-out, or the same microsecond, cannot survive it.
 """
 
 from __future__ import annotations
@@ -56,6 +64,18 @@ class Session:
 
     def __repr__(self) -> str:  # never the token or a name
         return f"Session(signed_in={self.signed_in})"
+
+
+def _micros(unix_seconds: float) -> int:
+    return round(unix_seconds * 1_000_000)
+
+
+def revoked(session: Session, signed_out_at: datetime | None) -> bool:
+    """True when ``session`` was issued at or before the reviewer's sign-out
+    instant (compared to the microsecond): such a session is no session."""
+    if signed_out_at is None:
+        return False
+    return _micros(session.issued) <= _micros(signed_out_at.timestamp())
 
 
 class SessionCodec:

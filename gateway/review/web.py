@@ -9,11 +9,13 @@ CSRF token; every action goes through :class:`gateway.review.service.ReviewServi
 which audits it with the reviewer's name. After an action the browser is sent
 back with a status word in the query string (no personal data in URLs).
 
-Sessions are sealed cookies (``gateway.review.sessions``); sign-in failures
-count against the same per-address limit as bad API keys."""
+Sessions are sealed cookies (``gateway.review.sessions``); signing out ends
+every session of the reviewer on every replica. Sign-in failures count
+against the same per-address limit as bad API keys."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Final
 
 from aiohttp import web
@@ -22,7 +24,7 @@ from gateway.appkeys import AUTH_FAILURES, CLOCK, STORE
 from gateway.errors import RateLimited, StoreUnavailable
 from gateway.review.csrf import form_allowed
 from gateway.review.i18n import Labels, pick_language
-from gateway.review.service import Revealed, review_item
+from gateway.review.service import Revealed, ReviewError, review_item
 from gateway.review.web_base import (
     PREFIX,
     REVIEW_WEB,
@@ -126,8 +128,26 @@ async def login(request: web.Request) -> web.StreamResponse:
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
+    """Sign out everywhere: the reviewer's sign-out instant becomes now, so
+    every session of theirs issued until now (in this browser or any other,
+    and any copy of a cookie) is refused on every replica."""
+    if not request[SESSION].signed_in:  # already out (here or elsewhere): nothing to change
+        response = redirect(f"{PREFIX}/login?done=session_ended")
+        clear_session(request, response)
+        return response
     if await _form(request) is None:
         return _refused(request)
+    now = request.app[CLOCK].now()
+    session = request[SESSION]
+    # never before this session's own start, even if the clocks of two
+    # replicas disagree: the session signing out is always ended
+    at = max(now, datetime.fromtimestamp(session.issued, UTC))
+    try:
+        await request.app[STORE].end_reviewer_sessions(session.reviewer, at)
+    except StoreUnavailable:
+        raise ReviewError(
+            503, "Service unavailable", "the store is unavailable", code="unavailable"
+        ) from None
     response = redirect(f"{PREFIX}/login?done=signed_out")
     clear_session(request, response)
     return response

@@ -20,7 +20,7 @@ from gateway.appkeys import CLOCK, SETTINGS, STORE
 from gateway.errors import StoreUnavailable
 from gateway.review.i18n import LANG_COOKIE, Labels, pick_language, requested_language
 from gateway.review.service import Actor, ReviewError, ReviewService, setup_service
-from gateway.review.sessions import COOKIE, COOKIE_PATH, Session, SessionCodec
+from gateway.review.sessions import COOKIE, COOKIE_PATH, Session, SessionCodec, revoked
 from gateway.store.review import Reviewer
 
 PREFIX: Final = "/review"
@@ -146,7 +146,8 @@ def redirect(location: str) -> web.Response:
 
 async def _signed_in_reviewer(request: web.Request, session: Session | None) -> Reviewer | None:
     """The session's reviewer, re-read from the store: a disabled or deleted
-    reviewer is out at once."""
+    reviewer is out at once, and so is a session issued at or before the
+    reviewer's sign-out instant (which comes with the same read)."""
     if session is None or not session.signed_in:
         return None
     try:
@@ -156,6 +157,8 @@ async def _signed_in_reviewer(request: web.Request, session: Session | None) -> 
             503, "Service unavailable", "the store is unavailable", code="unavailable"
         ) from None
     if stored is None or stored.reviewer.disabled_at is not None:
+        return None
+    if revoked(session, stored.reviewer.signed_out_at):
         return None
     return stored.reviewer
 
@@ -180,6 +183,8 @@ def page(handler: Handler, *, signed_in: bool = True) -> Handler:
                 return response
             if reviewer is not None:
                 request[REVIEWER] = reviewer
+            elif session is not None and session.signed_in:
+                session = None  # signed out elsewhere, revoked or disabled: no session
             request[SESSION] = session if session is not None else review_web.codec.new("", now)
             response = await handler(request)
         except ReviewError as exc:

@@ -8,7 +8,11 @@ the summary counts), scored by creation time; the scripts that change a status
 keep them in step. A listing reads the ids in its time range from every shard
 in one round trip, filters on the unsealed columns (client, purpose,
 findings) and opens only the page it returns. Reviewers live in the meta hash
-``rvr`` (name -> JSON; passwords only as scrypt hashes).
+``rvr`` (name -> JSON; passwords only as scrypt hashes); their sign-out
+instants (web sessions issued at or before one are refused) in the sorted set
+``rvs`` under the same hash tag (name scored by the instant), apart from the
+record ``put_reviewer`` replaces and only ever moved forward (``ZADD GT``).
+``get_reviewer`` reads both in one round trip.
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ def _matches(query: ReviewQuery, row: list[str | None]) -> bool:
     return query.category is None or any(f.get("category") == query.category for f in findings)
 
 
-def _reviewer(name: str, row: str) -> tuple[Reviewer, str]:
+def _reviewer(name: str, row: str, signed_out: float | None) -> tuple[Reviewer, str]:
     can_reveal, clients, password_hash, created, disabled = json.loads(row)
     reviewer = Reviewer(
         name=name,
@@ -65,6 +69,7 @@ def _reviewer(name: str, row: str) -> tuple[Reviewer, str]:
         clients=tuple(clients),
         created_at=dt(created),
         disabled_at=None if disabled is None else dt(disabled),
+        signed_out_at=None if signed_out is None else datetime.fromtimestamp(signed_out, UTC),
     )
     return reviewer, password_hash
 
@@ -149,17 +154,42 @@ class RedisReview(RedisMessageReader):
                 disabled,
             ]
         )
-        key = self.keys.meta("rvr")
+        key, signouts = self.keys.meta("rvr"), self.keys.meta("rvs")
         if create:
             if not await self._call(self.redis.hsetnx(key, reviewer.name, row)):
                 raise ValueError("a reviewer with this name exists")
+            if reviewer.signed_out_at is not None:
+                await self._sign_out(reviewer.name, reviewer.signed_out_at)
             return
-        await self._call(self.redis.hset(key, reviewer.name, row))
+        # one round trip; the sign-out first, so a write cut short in between
+        # ends the sessions without having changed the record (fails closed)
+        pipe = self.redis.pipeline(transaction=False)
+        if reviewer.signed_out_at is not None:
+            pipe.zadd(signouts, {reviewer.name: reviewer.signed_out_at.timestamp()}, gt=True)
+        pipe.hset(key, reviewer.name, row)
+        await self._call(pipe.execute())
+
+    async def _sign_out(self, name: str, at: datetime) -> None:
+        await self._call(self.redis.zadd(self.keys.meta("rvs"), {name: at.timestamp()}, gt=True))
+
+    async def end_reviewer_sessions(self, name: str, at: datetime) -> bool:
+        # reviewers are never deleted: a name seen here stays
+        if not await self._call(self.redis.hexists(self.keys.meta("rvr"), name)):
+            return False
+        await self._sign_out(name, at)
+        return True
 
     async def get_reviewer(self, name: str) -> StoredReviewer | None:
-        row = await self._call(self.redis.hget(self.keys.meta("rvr"), name))
-        return None if row is None else StoredReviewer(*_reviewer(name, str(row)))
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hget(self.keys.meta("rvr"), name)
+        pipe.zscore(self.keys.meta("rvs"), name)
+        row, signed_out = await self._call(pipe.execute())
+        return None if row is None else StoredReviewer(*_reviewer(name, str(row), signed_out))
 
     async def list_reviewers(self) -> Sequence[Reviewer]:
-        rows = await self._call(self.redis.hgetall(self.keys.meta("rvr")))
-        return [_reviewer(str(n), str(rows[n]))[0] for n in sorted(rows)]
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(self.keys.meta("rvr"))
+        pipe.zrange(self.keys.meta("rvs"), 0, -1, withscores=True)
+        rows, scored = await self._call(pipe.execute())
+        signouts = {str(n): float(at) for n, at in scored}
+        return [_reviewer(str(n), str(rows[n]), signouts.get(str(n)))[0] for n in sorted(rows)]

@@ -61,6 +61,9 @@ class Reviewer:
     clients: tuple[str, ...]  # () means every client
     created_at: datetime
     disabled_at: datetime | None = None
+    # sessions of the web page issued at or before this instant are refused
+    # (sign-out everywhere; set on sign-out, password change and disabling)
+    signed_out_at: datetime | None = None
 
     def sees(self, client_id: str) -> bool:
         return not self.clients or client_id in self.clients
@@ -86,8 +89,16 @@ class ReviewStore(Protocol):
         once under each."""
 
     async def put_reviewer(self, reviewer: Reviewer, password_hash: str, *, create: bool) -> None:
-        """Insert (create=True; ValueError if the name exists) or replace."""
+        """Insert (create=True; ValueError if the name exists) or replace.
+        ``reviewer.signed_out_at``, when set, moves the stored sign-out instant
+        forward to it in the same write (never back); None leaves it alone."""
 
-    async def get_reviewer(self, name: str) -> StoredReviewer | None: ...
+    async def end_reviewer_sessions(self, name: str, at: datetime) -> bool:
+        """Move the reviewer's sign-out instant forward to ``at`` (never back):
+        every web session issued at or before it is refused from then on, on
+        every replica. False when there is no reviewer ``name``."""
+
+    async def get_reviewer(self, name: str) -> StoredReviewer | None:
+        """The reviewer with their sign-out instant (one read), or None."""
 
     async def list_reviewers(self) -> Sequence[Reviewer]: ...

@@ -13,6 +13,12 @@ Cursors are ``base64url(json([created_at, id]))`` with a version tag; any
 other string is a ValueError. Reviewer names are kept in the clear (they are
 the lookup key and appear in the audit records); passwords only as scrypt
 hashes.
+
+A reviewer's sign-out instant (web sessions issued at or before it are
+refused) sits in ``review_signouts``, apart from the row that
+``put_reviewer`` replaces, so it only ever moves forward (``max``); it is read
+with the reviewer through a LEFT JOIN. The table is created with IF NOT
+EXISTS, so an existing database gets it when the store opens.
 """
 
 from __future__ import annotations
@@ -47,6 +53,10 @@ CREATE TABLE IF NOT EXISTS reviewers (
     created_at REAL NOT NULL,
     disabled_at REAL
 );
+CREATE TABLE IF NOT EXISTS review_signouts (
+    name TEXT PRIMARY KEY,
+    at REAL NOT NULL
+);
 CREATE INDEX IF NOT EXISTS messages_review ON messages(status, created_at, id);
 CREATE TABLE IF NOT EXISTS review_entries (
     message_id TEXT PRIMARY KEY,
@@ -70,6 +80,15 @@ INSERT OR IGNORE INTO review_entries
     AND NOT EXISTS (SELECT 1 FROM review_meta);
 INSERT OR IGNORE INTO review_meta VALUES (1);
 """
+
+_SIGNOUT_UPSERT = (
+    "INSERT INTO review_signouts VALUES (?, ?)"
+    " ON CONFLICT(name) DO UPDATE SET at = max(at, excluded.at)"
+)
+_REVIEWER_COLUMNS = (
+    "SELECT r.name, r.can_reveal, r.clients, r.created_at, r.disabled_at, s.at, r.password_hash"
+    " FROM reviewers r LEFT JOIN review_signouts s ON s.name = r.name"
+)
 
 _CURSOR_TAG = "r1."
 _STOPPING = "json_extract(f.value, '$.action') IN ('hold', 'block')"
@@ -156,6 +175,7 @@ def _reviewer(row: sqlite3.Row | tuple[Any, ...]) -> Reviewer:
         clients=tuple(json.loads(row[2])),
         created_at=_dt(row[3]) or datetime.now(UTC),
         disabled_at=_dt(row[4]),
+        signed_out_at=_dt(row[5]),
     )
 
 
@@ -165,6 +185,11 @@ class SqliteReviewTables(ABC):
     @abstractmethod
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Provided by SqliteStore: run ``fn`` on the store's database thread."""
+
+    @staticmethod
+    @abstractmethod
+    def _tx(db: sqlite3.Connection, body: Callable[[], T]) -> T:
+        """Provided by SqliteStore: ``body`` in one transaction (or savepoint)."""
 
     @abstractmethod
     def _load(self, db: sqlite3.Connection, message_id: str) -> Message | None:
@@ -214,35 +239,40 @@ class SqliteReviewTables(ABC):
             reviewer.created_at.timestamp(),
             None if reviewer.disabled_at is None else reviewer.disabled_at.timestamp(),
         )
+        signed_out = reviewer.signed_out_at
 
-        def op(db: sqlite3.Connection) -> None:
+        def write(db: sqlite3.Connection) -> None:
             if create:
                 try:
                     db.execute("INSERT INTO reviewers VALUES (?,?,?,?,?,?)", (reviewer.name, *row))
                 except sqlite3.IntegrityError:
                     raise ValueError("a reviewer with this name exists") from None
-                return
-            db.execute(
-                "INSERT OR REPLACE INTO reviewers VALUES (?,?,?,?,?,?)", (reviewer.name, *row)
-            )
+            else:
+                db.execute(
+                    "INSERT OR REPLACE INTO reviewers VALUES (?,?,?,?,?,?)", (reviewer.name, *row)
+                )
+            if signed_out is not None:
+                db.execute(_SIGNOUT_UPSERT, (reviewer.name, signed_out.timestamp()))
 
-        await self._run(op)
+        await self._run(lambda db: self._tx(db, lambda: write(db)))
+
+    async def end_reviewer_sessions(self, name: str, at: datetime) -> bool:
+        def write(db: sqlite3.Connection) -> bool:
+            if db.execute("SELECT 1 FROM reviewers WHERE name=?", (name,)).fetchone() is None:
+                return False
+            db.execute(_SIGNOUT_UPSERT, (name, at.timestamp()))
+            return True
+
+        return await self._run(lambda db: self._tx(db, lambda: write(db)))
 
     async def get_reviewer(self, name: str) -> StoredReviewer | None:
         row = await self._run(
-            lambda db: db.execute(
-                "SELECT name, can_reveal, clients, created_at, disabled_at, password_hash"
-                " FROM reviewers WHERE name=?",
-                (name,),
-            ).fetchone()
+            lambda db: db.execute(_REVIEWER_COLUMNS + " WHERE r.name=?", (name,)).fetchone()
         )
-        return None if row is None else StoredReviewer(_reviewer(row), row[5])
+        return None if row is None else StoredReviewer(_reviewer(row), row[6])
 
     async def list_reviewers(self) -> Sequence[Reviewer]:
         rows = await self._run(
-            lambda db: db.execute(
-                "SELECT name, can_reveal, clients, created_at, disabled_at FROM reviewers"
-                " ORDER BY name"
-            ).fetchall()
+            lambda db: db.execute(_REVIEWER_COLUMNS + " ORDER BY r.name").fetchall()
         )
         return [_reviewer(r) for r in rows]

@@ -146,3 +146,40 @@ async def test_reviewers_round_trip(store: Store) -> None:
     await store.put_reviewer(bob, "scrypt$hash-b", create=True)
     assert [r.name for r in await store.list_reviewers()] == ["Ana Li", "Bob"]
     assert await store.get_reviewer("nobody") is None
+
+
+async def test_reviewer_sign_out_instant(store: Store) -> None:
+    ana = Reviewer("Ana Li", can_reveal=False, clients=(), created_at=T0)
+    await store.put_reviewer(ana, "scrypt$hash-1", create=True)
+    stored = await store.get_reviewer("Ana Li")
+    assert stored is not None and stored.reviewer.signed_out_at is None
+    # to the microsecond: sessions issued in the same second must not survive
+    first = T0 + timedelta(hours=1, microseconds=123457)
+    assert await store.end_reviewer_sessions("Ana Li", first)
+    stored = await store.get_reviewer("Ana Li")
+    assert stored is not None and stored.reviewer.signed_out_at == first
+    assert (await store.list_reviewers())[0].signed_out_at == first
+    # it only moves forward
+    assert await store.end_reviewer_sessions("Ana Li", first - timedelta(microseconds=1))
+    again = await store.get_reviewer("Ana Li")
+    assert again is not None and again.reviewer.signed_out_at == first
+    # a replace without an instant keeps the stored one; with one, moves it forward
+    await store.put_reviewer(replace(ana, can_reveal=True), "scrypt$hash-2", create=False)
+    kept = await store.get_reviewer("Ana Li")
+    assert kept is not None and kept.reviewer.signed_out_at == first and kept.reviewer.can_reveal
+    later = first + timedelta(seconds=5)
+    await store.put_reviewer(replace(ana, signed_out_at=later), "scrypt$hash-3", create=False)
+    moved = await store.get_reviewer("Ana Li")
+    assert moved is not None and moved.reviewer.signed_out_at == later
+    assert moved.password_hash == "scrypt$hash-3"
+    await store.put_reviewer(replace(ana, signed_out_at=first), "scrypt$hash-4", create=False)
+    back = await store.get_reviewer("Ana Li")
+    assert back is not None and back.reviewer.signed_out_at == later
+    # unknown names: False, and nothing appears
+    assert not await store.end_reviewer_sessions("nobody", later)
+    assert await store.get_reviewer("nobody") is None
+    assert [r.name for r in await store.list_reviewers()] == ["Ana Li"]
+    bob = Reviewer("Bob", can_reveal=False, clients=(), created_at=T0)
+    await store.put_reviewer(bob, "scrypt$hash-b", create=True)
+    by_name = {r.name: r.signed_out_at for r in await store.list_reviewers()}
+    assert by_name == {"Ana Li": later, "Bob": None}

@@ -1,12 +1,13 @@
 """The reviewers' web page (/review) through the real app, without a browser:
-sign-in, cookie flags, idle timeout, CSRF refusals, security headers, client
+sign-in, cookie flags, idle timeout, sign-out everywhere (a copied cookie is
+dead, on SQLite and on Redis), CSRF refusals, security headers, client
 scoping, reveal, language switching (issue 8, acceptance 3)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,11 +16,12 @@ from aiohttp import ClientResponse
 from gateway.appkeys import STORE
 from gateway.clock import FakeClock
 from gateway.review.passwords import hash_password
-from gateway.review.sessions import COOKIE
+from gateway.review.sessions import COOKIE, Session, revoked
 from gateway.review.web_base import CSP
 from gateway.store.review import Reviewer
 from tests.conftest import CN_MOBILE, Gateway, auth
 from tests.e2e.test_operations import BLOCKED, HELD
+from tests.e2e.test_redis_store_e2e import on_redis, redis_prefix  # noqa: F401 (a fixture)
 
 PASSWORD = "correct horse battery staple"
 _PASSWORD_HASH = hash_password(PASSWORD)  # scrypt is slow: hash once per run
@@ -166,6 +168,113 @@ async def test_sign_out_needs_the_token_and_ends_the_session(gw: Gateway) -> Non
     out = await gw.http.post("/review/logout", data={"csrf": token}, allow_redirects=False)
     assert out.status == 303 and "max-age=0" in set_cookie_header(out).lower()
     assert (await gw.http.get("/review", allow_redirects=False)).status == 303
+
+
+def cookie_value(resp: ClientResponse) -> str:
+    """The session cookie's value as a browser (or a thief) would keep it."""
+    return set_cookie_header(resp).split(";", 1)[0].split("=", 1)[1]
+
+
+async def replay(gw: Gateway, value: str, path: str = "/review") -> ClientResponse:
+    """``path`` with only this cookie (from another browser, say)."""
+    gw.http.session.cookie_jar.clear()
+    return await gw.http.get(path, headers={"Cookie": f"{COOKIE}={value}"}, allow_redirects=False)
+
+
+async def sign_out(gw: Gateway) -> ClientResponse:
+    token = await csrf_of(gw, "/review")
+    return await gw.http.post("/review/logout", data={"csrf": token}, allow_redirects=False)
+
+
+async def test_sign_out_kills_a_copied_cookie_everywhere(gw: Gateway) -> None:
+    await _sign_out_kills_a_copied_cookie(gw)
+
+
+async def test_sign_out_kills_a_copied_cookie_on_redis(
+    redis_prefix: str,  # noqa: F811 (the fixture)
+    start_gateway: Start,
+) -> None:
+    await _sign_out_kills_a_copied_cookie(
+        await start_gateway(dispatch=False, store=on_redis(redis_prefix))
+    )
+
+
+async def _sign_out_kills_a_copied_cookie(gw: Gateway) -> None:
+    await add_reviewer(gw)
+    stolen = cookie_value(await sign_in(gw))
+    second = await replay(gw, stolen)  # the copy works, in a "second browser"
+    assert second.status == 200
+    later_copy = cookie_value(second)  # re-issued with a fresh last use
+    gw.http.session.cookie_jar.clear()
+    await sign_in(gw)  # the reviewer's own browser
+    out = await sign_out(gw)
+    assert out.status == 303 and out.headers["Location"] == "/review/login?done=signed_out"
+    signed_out = await gw.http.get(out.headers["Location"])
+    assert "signed out, on every device" in await signed_out.text()
+    for copy in (stolen, later_copy):
+        resp = await replay(gw, copy)
+        assert resp.status == 303
+        assert resp.headers["Location"] == "/review/login?done=session_ended"
+        assert "max-age=0" in set_cookie_header(resp).lower()
+    # a copy is no session on the sign-in routes either: no redirect back in
+    login = await replay(gw, stolen, "/review/login")
+    assert login.status == 200 and 'name="password"' in await login.text()
+    gw.http.session.cookie_jar.clear()
+    again = await sign_in(gw)  # a session started after the sign-out works
+    assert again.status == 303
+    assert (await gw.http.get("/review", allow_redirects=False)).status == 200
+    assert (await replay(gw, cookie_value(again))).status == 200
+    stored = await gw.app[STORE].get_reviewer("alice")
+    assert stored is not None and stored.reviewer.signed_out_at is not None
+
+
+async def test_a_session_in_the_same_instant_as_the_sign_out_is_dead(start_gateway: Start) -> None:
+    clock = FakeClock(datetime.now(UTC))  # frozen: sign-in and sign-out share the instant
+    gw = await start_gateway(dispatch=False, clock=clock)
+    await add_reviewer(gw)
+    await sign_in(gw)
+    copy = cookie_value(await gw.http.get("/review"))
+    assert (await sign_out(gw)).status == 303
+    assert (await replay(gw, copy)).status == 303
+    gw.http.session.cookie_jar.clear()
+    await sign_in(gw)  # issued at the very instant of the sign-out: refused too
+    assert (await gw.http.get("/review", allow_redirects=False)).status == 303
+    clock.advance(0.001)
+    await sign_in(gw)
+    assert (await gw.http.get("/review", allow_redirects=False)).status == 200
+
+
+def test_revoked_compares_to_the_microsecond() -> None:
+    at = datetime(2026, 11, 28, 12, 0, 0, 500_000, tzinfo=UTC)
+    session = Session("alice", at.timestamp(), at.timestamp(), "t")
+    assert not revoked(session, None)
+    assert revoked(session, at)  # at: refused
+    assert revoked(session, at + timedelta(microseconds=1))
+    assert not revoked(session, at - timedelta(microseconds=1))  # after it: fine
+    same_second = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
+    assert not revoked(session, same_second)  # issued half a second after it
+    earlier = Session("alice", same_second.timestamp() + 0.2, same_second.timestamp() + 0.2, "t")
+    assert revoked(earlier, at)  # same second, 0.3 s before the sign-out
+
+
+async def test_signing_out_a_session_already_ended_elsewhere(gw: Gateway) -> None:
+    await add_reviewer(gw)
+    await sign_in(gw)
+    page = await gw.http.get("/review")  # a tab left open in this browser
+    token = _CSRF.search(await page.text())
+    assert token is not None
+    mine = cookie_value(page)
+    gw.http.session.cookie_jar.clear()
+    await sign_in(gw)  # another browser signs out everywhere
+    assert (await sign_out(gw)).status == 303
+    gw.http.session.cookie_jar.clear()
+    resp = await gw.http.post(
+        "/review/logout",
+        data={"csrf": token.group(1)},
+        headers={"Cookie": f"{COOKIE}={mine}"},
+        allow_redirects=False,
+    )
+    assert resp.status == 303 and resp.headers["Location"] == "/review/login?done=session_ended"
 
 
 # ---------------------------------------------------------------- CSRF and actions
