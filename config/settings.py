@@ -221,13 +221,19 @@ class TemplateSettings:
 class WebhookSettings:
     """Client status webhooks (``callback_url``). ``allow_networks``: CIDRs exempt
     from the SSRF block on loopback, private, link-local and metadata addresses
-    (tests, private deployments); ``ca_file``: extra CA certificates to trust."""
+    (tests, private deployments); ``ca_file``: extra CA certificates to trust.
+    Deliveries wait in the store: ``lease_seconds`` is how long a process holds
+    one it took (at least twice ``timeout``; a crashed process's deliveries are
+    taken over after it), ``poll_seconds`` how often each process looks for due
+    ones that other processes queued."""
 
     allow_networks: tuple[str, ...] = ()
     ca_file: Path | None = None
     timeout: float = 5.0
     max_attempts: int = 6
     backoff_base: float = 1.0
+    lease_seconds: float = 30.0
+    poll_seconds: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,7 +412,17 @@ _SECTION_KEYS: dict[str, frozenset[str]] = {
     ),
     "messages": frozenset({"default_policy", "max_text_chars", "ttl", "idempotency_ttl"}),
     "log": frozenset({"level"}),
-    "webhooks": frozenset({"allow_networks", "ca_file", "timeout", "max_attempts", "backoff_base"}),
+    "webhooks": frozenset(
+        {
+            "allow_networks",
+            "ca_file",
+            "timeout",
+            "max_attempts",
+            "backoff_base",
+            "lease_seconds",
+            "poll_seconds",
+        }
+    ),
     "review": frozenset({"idle_timeout_seconds", "secure_cookies"}),
     "backpressure": frozenset(
         {"max_queue_depth", "max_queue_age_seconds", "refresh_seconds", "retry_after_seconds"}
@@ -721,21 +737,35 @@ class _Builder:
                 ipaddress.ip_network(net, strict=False)
         except ValueError:
             raise SettingsError("webhooks.allow_networks", "not a valid network") from None
+        timeout = self._typed("webhooks.timeout", s.get("timeout"), float, d.timeout)
         out = WebhookSettings(
             allow_networks=tuple(nets),
             ca_file=self._path("webhooks.ca_file", s["ca_file"], Path())
             if s.get("ca_file")
             else None,
-            timeout=self._typed("webhooks.timeout", s.get("timeout"), float, d.timeout),
+            timeout=timeout,
             max_attempts=self._typed(
                 "webhooks.max_attempts", s.get("max_attempts"), int, d.max_attempts
             ),
             backoff_base=self._typed(
                 "webhooks.backoff_base", s.get("backoff_base"), float, d.backoff_base
             ),
+            lease_seconds=self._typed(  # by default long enough for a slow timeout
+                "webhooks.lease_seconds",
+                s.get("lease_seconds"),
+                float,
+                max(d.lease_seconds, 2 * timeout),
+            ),
+            poll_seconds=self._typed(
+                "webhooks.poll_seconds", s.get("poll_seconds"), float, d.poll_seconds
+            ),
         )
         if not 0 < out.timeout <= 60 or not 1 <= out.max_attempts <= 20 or out.backoff_base <= 0:
             raise SettingsError("webhooks", "timeout 0-60 s, max_attempts 1-20, backoff positive")
+        if out.lease_seconds < 2 * out.timeout or not 0 < out.poll_seconds <= 60:
+            raise SettingsError(
+                "webhooks", "lease_seconds at least twice timeout, poll_seconds 0-60 s"
+            )
         return out
 
     def review(self) -> ReviewSettings:

@@ -26,6 +26,7 @@ from gateway.appkeys import (
     AUDIT,
     CLOCK,
     INBOUND_HANDLERS,
+    INSTANCE_ID,
     METRICS,
     PROVIDERS,
     SETTINGS,
@@ -81,7 +82,9 @@ def register_inbound_handler(app: web.Application, handler: InboundHandler) -> N
 
 
 async def _webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
-    notifier = WebhookNotifier(app[SETTINGS].webhooks, app[STORE], app[CLOCK])
+    notifier = WebhookNotifier(
+        app[SETTINGS].webhooks, app[STORE], app[CLOCK], owner=f"webhooks-{app[INSTANCE_ID]}"
+    )
     await notifier.start()
     app[WEBHOOKS] = notifier
     try:

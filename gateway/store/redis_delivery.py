@@ -1,19 +1,100 @@
-"""Receipts, attempt counts and webhook secrets in the Redis store (see
-:class:`gateway.store.delivery.DeliveryStore`). A receipt holds ids, a state
-and a carrier code: nothing personal. Receipts live in the shard of their
-(provider, provider message id), in one hash per shard."""
+"""Receipts, attempt counts, webhook secrets and the webhook queue in the Redis
+store (see :class:`gateway.store.delivery.DeliveryStore`). A receipt holds ids, a
+state and a carrier code: nothing personal. Receipts live in the shard of their
+(provider, provider message id), in one hash per shard.
+
+The webhook queue lives under its own hash tag (``RedisKeys.webhooks``), so every
+script below touches one Cluster slot:
+
+* ``:j`` — job id → JSON ``[message id, client id, sealed URL and body]`` (sealed
+  as in SQLite, :func:`gateway.store.sqlite_delivery.seal_webhook`);
+* ``:a`` — job id → ``<attempts>|<due>``;
+* ``:o`` — job id → the owner holding its lease (absent when not leased);
+* ``:z`` — job id scored by when it can be claimed: its due time, or while it is
+  leased, the end of the lease. A claim takes what scores at most ``now`` and
+  scores it ``lease_until`` in the same script, so two owners never hold one job
+  and a dead owner's job comes back once its lease has passed.
+
+Due times and leases are the caller's clock, as in SQLite.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
+from redis.commands.core import AsyncScript
+
 from gateway.models import Message
+from gateway.store.delivery import WebhookBacklog, WebhookJob
 from gateway.store.redis_codec import RedisMessageReader, ts
+from gateway.store.sqlite_delivery import opened_webhooks, seal_webhook
+
+# KEYS j a o z
+WEBHOOK_ENQUEUE = r"""
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('ZADD', KEYS[4], ARGV[4], ARGV[1])
+return 1
+"""
+
+# ARGV now limit owner lease_until -> flat [id, job, attempts|due, ...]
+WEBHOOK_CLAIM = r"""
+local ids = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+local out = {}
+for _, id in ipairs(ids) do
+  local job = redis.call('HGET', KEYS[1], id)
+  local ad = redis.call('HGET', KEYS[2], id)
+  if job and ad then
+    redis.call('ZADD', KEYS[4], ARGV[4], id)
+    redis.call('HSET', KEYS[3], id, ARGV[3])
+    out[#out + 1] = id
+    out[#out + 1] = job
+    out[#out + 1] = ad
+  else  -- a half-written job: nothing to send
+    redis.call('ZREM', KEYS[4], id)
+    redis.call('HDEL', KEYS[1], id)
+    redis.call('HDEL', KEYS[2], id)
+    redis.call('HDEL', KEYS[3], id)
+  end
+end
+return out
+"""
+
+# ARGV id owner attempts|due due -> 1, or 0 when owner does not hold the job
+WEBHOOK_RETRY = r"""
+if redis.call('HGET', KEYS[3], ARGV[1]) ~= ARGV[2] then return 0 end
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('ZADD', KEYS[4], ARGV[4], ARGV[1])
+return 1
+"""
+
+# ARGV id
+WEBHOOK_FINISH = r"""
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('ZREM', KEYS[4], ARGV[1])
+return 1
+"""
 
 
 class RedisDelivery(RedisMessageReader):
+    _wh_enqueue: AsyncScript
+    _wh_claim: AsyncScript
+    _wh_retry: AsyncScript
+    _wh_finish: AsyncScript
+
+    def _register_webhook_scripts(self) -> None:
+        self._wh_enqueue = self._script(WEBHOOK_ENQUEUE)
+        self._wh_claim = self._script(WEBHOOK_CLAIM)
+        self._wh_retry = self._script(WEBHOOK_RETRY)
+        self._wh_finish = self._script(WEBHOOK_FINISH)
+
     async def find_message_by_provider_id(
         self, provider: str, provider_message_id: str
     ) -> Message | None:
@@ -58,3 +139,40 @@ class RedisDelivery(RedisMessageReader):
     async def get_webhook_secret(self, client_id: str) -> str | None:
         sealed = await self._call(self.redis.hget(self.keys.meta("cw"), client_id))
         return None if sealed is None else self.cipher.open(str(sealed), aad=b"wh")
+
+    # -- client status webhooks -----------------------------------------------
+    async def enqueue_webhook(self, job: WebhookJob) -> None:
+        row = json.dumps([job.message_id, job.client_id, seal_webhook(self.cipher, job)])
+        due = ts(job.due)
+        args = [job.id, row, f"{job.attempts}|{due}", due]
+        await self._call(self._wh_enqueue(keys=self.keys.webhooks(), args=args))
+
+    async def claim_webhooks(
+        self, now: datetime, limit: int, owner: str, lease_until: datetime
+    ) -> Sequence[WebhookJob]:
+        if limit <= 0:
+            return []
+        args: list[str | int] = [ts(now), limit, owner, ts(lease_until)]
+        flat = await self._call(self._wh_claim(keys=self.keys.webhooks(), args=args))
+        rows = []
+        for i in range(0, len(flat), 3):
+            job_id, row, ad = str(flat[i]), json.loads(flat[i + 1]), str(flat[i + 2])
+            attempts, _, due = ad.partition("|")
+            rows.append((job_id, row[0], row[1], row[2], int(attempts), float(due)))
+        return sorted(opened_webhooks(self.cipher, rows), key=lambda j: j.due)
+
+    async def finish_webhook(self, job_id: str) -> None:
+        await self._call(self._wh_finish(keys=self.keys.webhooks(), args=[job_id]))
+
+    async def retry_webhook(self, job_id: str, owner: str, due: datetime, attempts: int) -> bool:
+        at = ts(due)
+        args = [job_id, owner, f"{attempts}|{at}", at]
+        return bool(await self._call(self._wh_retry(keys=self.keys.webhooks(), args=args)))
+
+    async def webhook_backlog(self, now: datetime) -> WebhookBacklog:
+        z = self.keys.webhooks()[3]
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zcard(z)
+        pipe.zcount(z, "-inf", ts(now))
+        pending, due = await self._call(pipe.execute())
+        return WebhookBacklog(pending=int(pending), due=int(due))

@@ -6,7 +6,9 @@ Redis Cluster slot:
 * ``{<prefix>:s<k>}`` — shard ``k`` of ``shards``: a message's hash, events and
   attempts, its queue entry, the idempotency record it was accepted under, and
   the per-shard indexes (borrower, provider message id, review, receipts);
-* ``{<prefix>:meta}`` — clients, API keys, reviewers and the audit registry.
+* ``{<prefix>:meta}`` — clients, API keys, reviewers and the audit registry;
+* ``{<prefix>:wh}`` — the queue of client status webhooks (see
+  gateway/store/redis_delivery.py): one slot, so a claim is one script.
 
 A message's shard comes from the last two hex digits of its id, which
 :func:`gateway.accept.new_message_id` derives from ``crc32(client\\0key)`` when
@@ -76,3 +78,9 @@ class RedisKeys:
 
     def meta(self, name: str) -> str:
         return f"{self.meta_tag}:{name}"
+
+    def webhooks(self) -> list[str]:
+        """The webhook queue's keys, all under one tag: jobs, attempts and due
+        times, lease owners, and the sorted set of when each job is claimable."""
+        tag = f"{{{self.prefix}:wh}}"
+        return [f"{tag}:j", f"{tag}:a", f"{tag}:o", f"{tag}:z"]

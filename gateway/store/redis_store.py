@@ -92,6 +92,7 @@ class RedisStore(RedisQueue, RedisAudit, RedisDelivery, RedisErasure, RedisRevie
         self._claim = register(CLAIM)
         self._erase = register(ERASE)
         self._register_audit_scripts()
+        self._register_webhook_scripts()
         # API keys and clients: cached while the invalidation channel is up
         self._keys_cache: LookupCache[StoredKey] = LookupCache(lookup_cache_seconds)
         self._clients_cache: LookupCache[Client] = LookupCache(lookup_cache_seconds)
