@@ -242,7 +242,8 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def _scrape_time_gauges(app: web.Application) -> None:
     """The gauges read at scrape time: readiness (as /readyz), queue depth and
-    age from the store (two queries over the queue table), circuit states."""
+    age from the store (two queries over the queue table), the webhook backlog
+    (one more), circuit states."""
     m = app[METRICS]
     if (dispatcher := app[DISPATCHER]) is not None:
         m.set_circuits(
@@ -256,9 +257,11 @@ async def _scrape_time_gauges(app: web.Application) -> None:
     try:
         depth = await store.queue_depth()
         oldest = await store.oldest_due(now)
+        webhooks = await store.webhook_backlog(now)
     except StoreUnavailable:
         return  # /readyz reports it; the gauges keep their last values
     m.set_queue(depth, oldest, now)
+    m.set_webhooks(webhooks, now)
 
 
 @routes.get("/metrics")

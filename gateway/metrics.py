@@ -9,9 +9,9 @@ multiprocess mode is used: every process writes its samples to files in that
 folder (the variable must be set before prometheus_client is imported, which
 the supervisor does for its children) and each ``/metrics`` answer aggregates
 all of them: counters and histograms are summed, each gauge says how
-(``multiprocess_mode``: the queue gauges take the most recent reading, since
-every process reads the same store, and so does readiness; circuits the
-maximum)."""
+(``multiprocess_mode``: the queue and webhook-backlog gauges take the most
+recent reading, since every process reads the same store, and so does
+readiness; circuits the maximum)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from prometheus_client import multiprocess as _multiprocess
 
 from gateway import __version__
 from gateway.models import Finding
+from gateway.store.delivery import WebhookBacklog
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 QUEUE_STATES = ("queued", "scheduled", "sending")  # what waits in the dispatch queue
@@ -120,6 +121,24 @@ class Metrics:
             registry=r,
             multiprocess_mode="livemostrecent",
         )
+        self.webhooks_pending = Gauge(
+            "lendsms_webhooks_pending",
+            "Client status webhooks kept in the store, waiting or leased (read at scrape time)",
+            registry=r,
+            multiprocess_mode="livemostrecent",
+        )
+        self.webhooks_due = Gauge(
+            "lendsms_webhooks_due",
+            "Client status webhooks claimable now: due and not leased (read at scrape time)",
+            registry=r,
+            multiprocess_mode="livemostrecent",
+        )
+        self.webhooks_oldest_due = Gauge(
+            "lendsms_webhooks_oldest_due_seconds",
+            "How long the oldest claimable status webhook has waited to be claimed (0 when none)",
+            registry=r,
+            multiprocess_mode="livemostrecent",
+        )
         self.circuit_open = Gauge(
             "lendsms_circuit_open",
             "1 while a provider's circuit breaker is open, else 0",
@@ -202,6 +221,13 @@ class Metrics:
             self.queue.labels(state).set(depth.get(state, 0))
         age = 0.0 if oldest_due is None else max(0.0, (now - oldest_due).total_seconds())
         self.oldest_queued_age.set(age)
+
+    def set_webhooks(self, backlog: WebhookBacklog, now: datetime) -> None:
+        self.webhooks_pending.set(backlog.pending)
+        self.webhooks_due.set(backlog.due)
+        oldest = backlog.oldest_due
+        age = 0.0 if oldest is None else max(0.0, (now - oldest).total_seconds())
+        self.webhooks_oldest_due.set(age)
 
     def set_circuits(self, open_by_provider: Mapping[str, bool]) -> None:
         for name, is_open in open_by_provider.items():

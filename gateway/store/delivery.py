@@ -34,11 +34,14 @@ class WebhookJob:
 
 @dataclass(frozen=True, slots=True)
 class WebhookBacklog:
-    """Webhook jobs in the store: all of them, and those claimable at ``now``
-    (due, and not leased or the lease has passed)."""
+    """Webhook jobs in the store: all of them (waiting or leased), those claimable
+    at ``now`` (due, and not leased or the lease has passed), and since when the
+    oldest of those has been claimable (its due time, or the end of the lease it
+    outlived; None when none is)."""
 
     pending: int
     due: int
+    oldest_due: datetime | None = None
 
 
 class DeliveryStore(Protocol):
@@ -83,4 +86,5 @@ class DeliveryStore(Protocol):
         holds it (its lease passed and another owner claimed it) or it is gone."""
 
     async def webhook_backlog(self, now: datetime) -> WebhookBacklog:
-        """How many jobs are kept, and how many are claimable at ``now``."""
+        """How many jobs are kept, how many are claimable at ``now``, and since when
+        the oldest claimable one has been (read at scrape time by the metrics)."""

@@ -7,7 +7,9 @@ its sealed fields are replaced by the erased ones, it moves to ``cancelled``
 (detail ``erased``) when no provider had it yet, and the idempotency answer it
 was accepted under is replaced by one with ``to_masked`` and ``body`` erased.
 A borrower's messages may sit on several shards, so the erasure is atomic per
-message rather than as a whole; running it again is harmless.
+message rather than as a whole; running it again is harmless. The status
+webhooks still queued for those messages are then deleted, in one script on the
+webhook tag (gateway/store/redis_delivery.py).
 
 Redis overwrites a value in memory; the old ciphertext stays in the
 append-only file until it is rewritten. When the AOF is on, an AOF rewrite is
@@ -18,6 +20,8 @@ old values until it is replaced.
 
 from __future__ import annotations
 
+from abc import abstractmethod
+from collections.abc import Sequence
 from datetime import datetime
 
 from redis.commands.core import AsyncScript
@@ -32,6 +36,10 @@ from gateway.store.sqlite_erase import _IDEM_FIELDS, erased_fields
 class RedisErasure(RedisMessageReader):
     _erase: AsyncScript
     _idem_scrub: AsyncScript
+
+    @abstractmethod
+    async def erase_webhooks(self, message_ids: Sequence[str]) -> int:
+        """Provided by RedisDelivery: delete the jobs queued for these messages."""
 
     async def erase_borrower(
         self, client_id: str, borrower_hash: str, now: datetime
@@ -68,6 +76,12 @@ class RedisErasure(RedisMessageReader):
         await self._run_scripts(scrubs)
         outcomes = await self._run_scripts(erases)
         cancelled = tuple(mid for mid, o in zip(ids, outcomes, strict=True) if o == "cancelled")
+        # their queued status webhooks (sealed URL and body: reference, detail),
+        # all in one script on the webhook tag, another slot than the messages'.
+        # A crash before it leaves those jobs behind, sealed: delivery drops each
+        # unsent when it next comes due (its message reads erased), as it did
+        # before erasure removed them; erasing again removes them too.
+        await self.erase_webhooks(ids)
         flushed = await self.rewrite_aof() if ids else False
         return BorrowerErasure(tuple(ids), cancelled, answers, flushed)
 

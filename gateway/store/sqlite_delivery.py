@@ -48,6 +48,7 @@ CREATE TABLE IF NOT EXISTS webhooks (
     lease_until REAL NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS webhooks_due ON webhooks(due_at);
+CREATE INDEX IF NOT EXISTS webhooks_message ON webhooks(message_id);
 """
 
 
@@ -219,8 +220,11 @@ class SqliteDeliveryTables(ABC):
         t = now.timestamp()
         row = await self._run(
             lambda db: db.execute(
-                "SELECT COUNT(*), COALESCE(SUM(due_at <= ? AND lease_until <= ?), 0) FROM webhooks",
-                (t, t),
+                "SELECT COUNT(*), COALESCE(SUM(due_at <= ? AND lease_until <= ?), 0),"
+                " MIN(CASE WHEN due_at <= ? AND lease_until <= ?"
+                " THEN MAX(due_at, lease_until) END) FROM webhooks",
+                (t, t, t, t),
             ).fetchone()
         )
-        return WebhookBacklog(pending=int(row[0]), due=int(row[1]))
+        oldest = None if row[2] is None else datetime.fromtimestamp(row[2], UTC)
+        return WebhookBacklog(pending=int(row[0]), due=int(row[1]), oldest_due=oldest)

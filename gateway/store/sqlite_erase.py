@@ -8,7 +8,8 @@ and runs on its database thread. In one transaction, for every message of the
 a provider (queued, scheduled, held) moves to ``cancelled`` with detail
 ``erased`` through the state machine, and the idempotency answers stored for
 those messages are sealed again with ``to_masked`` and ``body`` erased (kept,
-so a retried request is still answered, not accepted twice). ``secure_delete``
+so a retried request is still answered, not accepted twice), and the status
+webhooks still queued for them (sealed URL and body) are deleted. ``secure_delete``
 overwrites the freed bytes and a WAL checkpoint empties the WAL, so the old
 ciphertext leaves the files.
 """
@@ -100,6 +101,9 @@ class SqliteErasure(ABC):
                     )  # fmt: skip
                     cancelled.append(message_id)
             ids = {str(r[0]) for r in rows}
+            # their queued status webhooks: the sealed URL and body carry the
+            # reference and the detail, and nothing is left to tell the client
+            db.executemany("DELETE FROM webhooks WHERE message_id=?", [(i,) for i in ids])
             answers = 0
             aad = f"idem:{client_id}".encode()
             for key, response in db.execute(

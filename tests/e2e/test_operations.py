@@ -15,9 +15,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway import __version__
-from gateway.appkeys import CONTACT, DISPATCHER, STORE
+from gateway.appkeys import CONTACT, DISPATCHER, STORE, WEBHOOKS
 from gateway.clock import FakeClock
 from gateway.errors import StoreUnavailable
+from gateway.store.delivery import WebhookJob
 from providers.circuit import CircuitState
 from tests.conftest import CN_MOBILE, Gateway, auth, wait_for
 from tests.integration.test_audit_fail_closed import disk_full
@@ -35,7 +36,8 @@ CATALOGUE = (
     "lendsms_deliveries_total", "lendsms_queue_messages", "lendsms_oldest_queued_age_seconds",
     "lendsms_circuit_open", "lendsms_audit_append_duration_seconds",
     "lendsms_audit_failures_total", "lendsms_http_request_duration_seconds",
-    "lendsms_build_info",
+    "lendsms_build_info", "lendsms_webhooks_pending", "lendsms_webhooks_due",
+    "lendsms_webhooks_oldest_due_seconds",
 )  # fmt: skip
 
 
@@ -227,6 +229,38 @@ async def test_queue_gauges_read_from_the_store(start_gateway: Any) -> None:
     m = await scrape(gw)
     assert m.value("lendsms_queue_messages", state="queued") == 3
     assert m.value("lendsms_ready") == 0
+
+
+async def test_webhook_gauges_read_from_the_store(start_gateway: Any) -> None:
+    clock = FakeClock(DAYTIME)
+    gw = await start_gateway(dispatch=False, clock=clock)
+    m = await scrape(gw)
+    assert m.value("lendsms_webhooks_pending") == 0
+    assert m.value("lendsms_webhooks_due") == 0
+    assert m.value("lendsms_webhooks_oldest_due_seconds") == 0
+    await gw.app[WEBHOOKS].close(0)  # no process delivers: the backlog stays
+    store = gw.app[STORE]
+    for n, at in enumerate((-90, -30, 3600)):  # two due, one waiting out a backoff
+        await store.enqueue_webhook(
+            WebhookJob(
+                id=f"wh_{n}", message_id=f"msg_{n}", client_id="acme",
+                url="https://lender.example/cb", body=b"{}", attempts=1,
+                due=DAYTIME + timedelta(seconds=at),
+            )
+        )  # fmt: skip
+    m = await scrape(gw)
+    assert m.value("lendsms_webhooks_pending") == 3
+    assert m.value("lendsms_webhooks_due") == 2
+    assert m.value("lendsms_webhooks_oldest_due_seconds") == pytest.approx(90, abs=0.01)
+    clock.advance(60)
+    await store.finish_webhook("wh_0")
+    m = await scrape(gw)
+    assert m.value("lendsms_webhooks_pending") == 2
+    assert m.value("lendsms_webhooks_oldest_due_seconds") == pytest.approx(90, abs=0.01)
+    # the store goes away: the gauges keep their last values
+    await close_underneath(store._run)  # type: ignore[attr-defined]
+    m = await scrape(gw)
+    assert m.value("lendsms_webhooks_pending") == 2
 
 
 async def close_underneath(run: Any) -> None:
