@@ -66,6 +66,11 @@ async def test_a_scrape_after_traffic_passes_promtool(start_gateway: Any, promto
     assert (await post(gw, token, purpose="overdue_notice", text=BLOCKED))[0] == 422
     assert (await post(gw, token, purpose="overdue_notice", text=HELD))[0] == 202
     await wait_for(lambda: len(gw.outbox()) == 1, what="the SMS")
+
+    async def provider_counted() -> bool:  # the dispatcher counts after the outbox line
+        return "lendsms_provider_requests_total{" in (await scrape(gw)).text
+
+    await wait_for(provider_counted, what="the provider request in the metrics")
     assert (await gw.http.get("/v1/messages/nope")).status == 401  # an unauthenticated one
     m = await scrape(gw)
     for name in ("lendsms_messages_total", "lendsms_provider_requests_total",
