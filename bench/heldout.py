@@ -7,8 +7,9 @@ the lender's 【signature】 and the ``link_domain=…`` of the note registered)
     .venv/bin/python bench/heldout.py --corpus tests/corpus/heldout_dev.jsonl [--misses]
 
 ``--misses`` also lists the ids (and the rules that fired) of wrong
-decisions; ``heldout_dev``, ``heldout_final`` and ``heldout_v3`` are tuning data
-now, but never use it (or run anything) on the newest, still blind set (v4).
+decisions; ``heldout_dev``, ``heldout_final``, ``heldout_v3`` and ``heldout_v4``
+are tuning data now, but never use it (or run anything) on the newest, still
+blind set (v5).
 Exit 1 when recall < 97 % or false stops > 1 %.
 """
 

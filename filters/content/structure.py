@@ -30,6 +30,10 @@ _IP_LINK: Final = re.compile(
     r"(?<![\w@.-])(?:(?P<scheme>https?://)(?P<host>\d{1,3}(?:\.\d{1,3}){3})(?![\w.-])"
     r"|(?P<bare>\d{1,3}(?:\.\d{1,3}){3})(?=[:/]\w))(?::\d{1,5})?(?:[/?#][^\s\u3000-\u303f\uff00-\uffef]*)?"
 )
+# Government registries are closed to the public (.gov, .gov.cn, .gov.uk…): a
+# regulator's site named in a rights notice ("complain to the CFPB at
+# consumerfinance.gov", "12378.gov.cn") is no lender's phishing link.
+_GOVERNMENT: Final = re.compile(r"(?:\A|\.)gov(?:\.[a-z]{2})?\Z")
 _DOTTED_QUAD: Final = re.compile(r"\d\.\d{1,3}\.\d{1,3}\.\d")  # cheap test before _IP_LINK
 _AMOUNT: Final = re.compile(
     r"[¥$]\s?\d|\d(?:[\d,]*\d)?(?:\.\d+)?\s?(?:元|块|万|rmb|usd|dollars?\b)"
@@ -147,6 +151,8 @@ class StructureChecker:
                 continue
             host = m.group("host")
             if any(host == d or host.endswith("." + d) for d in ctx.link_domains):
+                continue
+            if _GOVERNMENT.search(host):
                 continue
             start, end = norm.span(m.start(), m.end())
             out.append(ContentFinding(r.rule, r.category, BLOCK, start, end, host))
