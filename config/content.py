@@ -10,6 +10,9 @@ only the options an operator tunes, in its ``[content]`` table::
     unsubscribe = "block"        # marketing without an unsubscribe line: block | append
     opt_out = "append"           # (us-fdcpa) collection texts without an opt-out line
     debt_collector_disclosure = "append"  # (us-fdcpa) mini-Miranda: append | require | off
+    learned_hold = true          # hold what the learned model flags (default false)
+    learned_model = "content-learned"  # config/models/<name>.json.gz (default)
+    learned_threshold = 0.9      # optional: else the model's own, per language
 
 The lexicon folder holds one file per category (see
 :mod:`config.content_lexicon`), ``contexts.toml`` (allow-contexts),
@@ -22,6 +25,7 @@ one :class:`ContentPackError` naming the file, the line and the reason.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import replace
 from functools import cache
@@ -47,6 +51,7 @@ from config.content_lexicon import (
 from config.content_model import (
     Category,
     Context,
+    LearnedHold,
     PackSpec,
     Rule,
     Scope,
@@ -59,8 +64,9 @@ __all__ = ["ContentPackError", "load_content_pack", "shipped_content_packs"]
 
 _PACK_KEYS: Final = frozenset(
     {"lexicons", "signature_required", "max_segments", "unsubscribe", "opt_out",
-     "debt_collector_disclosure"}
+     "debt_collector_disclosure", "learned_hold", "learned_model", "learned_threshold"}
 )  # fmt: skip
+_MODEL_NAME: Final = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 _CATEGORY_KEYS: Final = frozenset({"category", "number", "title", "rules"})
 _RULE_KEYS: Final = frozenset(
     {"id", "action", "source", "terms", "with", "with_scope", "pinyin", "homophones",
@@ -110,7 +116,55 @@ def load_content_pack(path: Path) -> PackSpec:
         structure=structure,
         t2s=t2s,
         syllables=MappingProxyType(syllables),
+        learned=_learned(path, str(language), table, lines, after),
     )
+
+
+def _learned(
+    path: Path, language: str, table: Mapping[str, Any], lines: Lines, after: int
+) -> LearnedHold | None:
+    """The ``learned_*`` options; the model file is loaded once here so that a
+    missing or broken one fails at start-up, naming the file."""
+    from filters.content.learned import ModelFileError, load_cached
+
+    enabled = table.get("learned_hold", False)
+    if not isinstance(enabled, bool):
+        raise lines.error("learned_hold", "content.learned_hold must be true or false", after)
+    name = table.get("learned_model", "content-learned")
+    if not isinstance(name, str) or not _MODEL_NAME.fullmatch(name):
+        raise lines.error("learned_model", "content.learned_model must name a model file", after)
+    threshold = table.get("learned_threshold")
+    if threshold is not None and (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, int | float)
+        or not 0 < threshold < 1
+    ):
+        raise lines.error(
+            "learned_threshold", "content.learned_threshold must be between 0 and 1", after
+        )
+    if not enabled:
+        return None
+    model_path = _model_file(path, name)
+    if model_path is None:
+        raise lines.error("learned_model", f"no model file {name!r} (config/models/)", after)
+    try:
+        model = load_cached(str(model_path))
+    except ModelFileError as exc:
+        raise lines.error("learned_model", str(exc), after) from None
+    if language not in model.langs:
+        raise lines.error("learned_model", f"model {name!r} has no {language} weights", after)
+    return LearnedHold(name, str(model_path), None if threshold is None else float(threshold))
+
+
+def _model_file(pack: Path, name: str) -> Path | None:
+    """``../models/<name>.json.gz`` (or ``.json``) next to the pack file wins
+    over the shipped model, as lexicon folders do."""
+    shipped = Path(str(resources.files("config"))) / "models"
+    for folder in (pack.resolve().parent.parent / "models", shipped):
+        for suffix in (".json.gz", ".json"):
+            if (candidate := folder / f"{name}{suffix}").is_file():
+                return candidate
+    return None
 
 
 @cache

@@ -149,6 +149,24 @@ class Structure:
 
 
 @dataclass(frozen=True, slots=True)
+class LearnedHold:
+    """The pack's learned second stage (``filters/content/learned.py``): a
+    message the lexicon lets through but the model at ``path`` scores at or
+    above the threshold is held for human review, never blocked. ``threshold``
+    None: the model's own per-language threshold (chosen by cross-validation
+    when it was trained)."""
+
+    model: str  # the name in the pack file
+    path: str  # the resolved model file
+    threshold: float | None = None
+    rule: str = "learned.hold"
+    source: str = (
+        "compliance.md §3 (wording that looks like the stops of the labelled corpora: "
+        "held for review); docs/content-learned.md"
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class PackSpec:
     """Everything the content filter of one pack is built from.
 
@@ -165,6 +183,7 @@ class PackSpec:
     structure: Structure = Structure()
     t2s: Mapping[int, str] = field(default_factory=lambda: MappingProxyType({}))
     syllables: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    learned: LearnedHold | None = None
 
     @property
     def term_count(self) -> int:

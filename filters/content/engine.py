@@ -8,8 +8,9 @@ from collections import defaultdict
 from dataclasses import dataclass, replace
 
 from config.content_model import PackSpec, Rule, Scope
+from filters.content.learned import LearnedModel, load_cached
 from filters.content.matcher import Kind, Lexicon, RawHit
-from filters.content.result import BLOCK, ContentFinding, ContentResult, MessageContext
+from filters.content.result import BLOCK, HOLD, ContentFinding, ContentResult, MessageContext
 from filters.content.structure import StructureChecker, find_signature
 from filters.content.views import Boundaries, squeeze, squeeze_term
 from filters.normalize import Normalized, normalize
@@ -18,6 +19,7 @@ __all__ = ["ContentFilter"]
 
 _NEGATOR_WINDOW = 8  # characters before a context word searched for a negator
 _CLAUSE_END = re.compile(r"[,，。.!！?？;；:：\n]")
+_STOPS = frozenset({BLOCK, HOLD})
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +41,11 @@ class ContentFilter:
     def __init__(self, spec: PackSpec) -> None:
         self.spec = spec
         self.lexicon = Lexicon(spec)
+        self.learned: tuple[LearnedModel, float] | None = None
+        if spec.learned is not None:
+            model = load_cached(spec.learned.path)
+            threshold = spec.learned.threshold or model.threshold(spec.language)
+            self.learned = (model, threshold)
         self.structure = StructureChecker(spec.structure, spec.t2s)
         self._negators = tuple(
             tuple(squeeze_term(normalize(n).text, spec.t2s) for n in c.negated_by)
@@ -73,6 +80,12 @@ class ContentFilter:
         )
         active.extend(missing)
         active.extend(self.structure.length(new_body or current, ctx.region))
+        if self.learned is not None and not any(f.action in _STOPS for f in active):
+            model, threshold = self.learned
+            score = model.score(text, self.spec.language)
+            if score >= threshold:  # a paraphrase the lexicon has no pattern for: review
+                rule = self.spec.learned.rule if self.spec.learned else "learned.hold"
+                active.append(ContentFinding(rule, "learned", HOLD, None, None, f"{score:.2f}"))
         active.sort(key=_order)
         return ContentResult(tuple(active), tuple(allowed), new_body, tuple(appended))
 
