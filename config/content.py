@@ -76,8 +76,10 @@ _CONTEXT_KEYS: Final = frozenset({"terms", "scope", "negated_by"})
 _SPECIAL_FILES: Final = frozenset({"contexts.toml", "structure.toml", "homophones.toml"})
 
 
-def load_content_pack(path: Path) -> PackSpec:
-    """The content policy of the pack file at ``path``."""
+def load_content_pack(path: Path, *, learned: bool = True) -> PackSpec:
+    """The content policy of the pack file at ``path``; ``learned=False``
+    leaves the learned second stage out without reading its model (the
+    trainer compares a new model with the lexicon alone)."""
     data, lines = read_toml(path)
     name, language = data.get("name"), data.get("language")
     if not isinstance(name, str) or not name:
@@ -116,7 +118,7 @@ def load_content_pack(path: Path) -> PackSpec:
         structure=structure,
         t2s=t2s,
         syllables=MappingProxyType(syllables),
-        learned=_learned(path, str(language), table, lines, after),
+        learned=_learned(path, str(language), table, lines, after) if learned else None,
     )
 
 
@@ -168,14 +170,14 @@ def _model_file(pack: Path, name: str) -> Path | None:
 
 
 @cache
-def shipped_content_packs() -> Mapping[str, PackSpec]:
+def shipped_content_packs(*, learned: bool = True) -> Mapping[str, PackSpec]:
     """Every shipped pack (``config/policies/*.toml``), by name, read once."""
     folder = resources.files("config") / "policies"
     packs: dict[str, PackSpec] = {}
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".toml"):
             with resources.as_file(entry) as path:
-                spec = load_content_pack(Path(path))
+                spec = load_content_pack(Path(path), learned=learned)
             packs[spec.name] = spec
     return MappingProxyType(packs)
 

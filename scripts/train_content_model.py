@@ -66,6 +66,13 @@ CORPORA = (
     ROOT / "tests/corpus/heldout_v4.jsonl",
 )
 BLIND = ("heldout_v5",)  # measured on, never trained on
+# Stop cases that the structural rules or the recipient decide, whatever the
+# wording: a model trained on them as stops learns that a neutral reminder
+# with a link, without a 【signature】 or sent to a contact is abusive.
+STRUCTURAL = frozenset(
+    {"missing_signature", "authority_signature", "marketing_no_unsubscribe", "phishing_link",
+     "contact_debt", "signature", "unsubscribe", "link", "length"}
+)  # fmt: skip
 SEED = 20261128
 FOLDS = 5
 MAX_FALSE_STOPS = 0.015
@@ -126,6 +133,8 @@ def load(paths: Sequence[Path]) -> list[dict[str, Any]]:
         for line in path.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 row = json.loads(line)
+                if row.get("role", "borrower") != "borrower" or row.get("category") in STRUCTURAL:
+                    continue  # stops for who reads it or for form, not for the wording
                 if row.get("expect") in ("stop", "send"):
                     row["_source"] = (
                         "content.jsonl"
@@ -137,10 +146,21 @@ def load(paths: Sequence[Path]) -> list[dict[str, Any]]:
 
 
 def lexicon_decisions(rows: list[dict[str, Any]]) -> dict[str, bool]:
-    """id -> stopped (block or hold) by the current filter stage."""
+    """id -> stopped (block or hold) by the current filter stage *without* the
+    learned stage: the shipped packs turn it on, and the model being trained
+    must be compared with the lexicon alone, not with the previous model."""
+    from config.content import shipped_content_packs
+    from filters.content.engine import ContentFilter
+    from gateway.pipeline import NormalizeStage, Pipeline
+    from gateway.stages.content import ContentStage
+    from gateway.stages.pii import PiiStage
     from tests.content_eval import evaluate
 
-    report = asyncio.run(evaluate(rows))
+    filters = {
+        name: ContentFilter(spec) for name, spec in shipped_content_packs(learned=False).items()
+    }
+    pipeline = Pipeline([NormalizeStage(), PiiStage(), ContentStage(filters)])
+    report = asyncio.run(evaluate(rows, pipeline))
     return {o.id: o.stopped for o in report.outcomes}
 
 
@@ -339,8 +359,10 @@ def main() -> int:
         for r in rows
     ]
 
-    def rel(path: Path) -> str:
-        return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+    def rel(path: Path) -> str:  # the corpus beside the checkout as ../shared/...
+        if path.resolve().is_relative_to(ROOT.parent):
+            return os.path.relpath(path.resolve(), ROOT)
+        return path.name
 
     # The snapshot given with --content is recorded under the name of the file it copies.
     fingerprint = {rel(CORPORA[1] if p == args.content else p): sha256(p) for p in paths}

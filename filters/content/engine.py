@@ -20,6 +20,23 @@ __all__ = ["ContentFilter"]
 _NEGATOR_WINDOW = 8  # characters before a context word searched for a negator
 _CLAUSE_END = re.compile(r"[,，。.!！?？;；:：\n]")
 _STOPS = frozenset({BLOCK, HOLD})
+_HAN = re.compile(r"[\u4e00-\u9fff]")
+_WORDS = re.compile(r"[a-z]+(?:'[a-z]+)?")
+_SIGNATURE = re.compile(r"【[^】]*】")
+_MIN_UNITS = 12
+
+
+def _written_in(language: str, text: str) -> bool:
+    """Enough of the pack's own language for its model to judge: at least
+    ``_MIN_UNITS`` Han characters besides a 【signature】 for zh, words for
+    en (with at most a signature's worth of Han). A terse reminder ("请于今日
+    还款", "Please pay today") has too few features for the model to tell a
+    demand from a threat; the lexicon alone judges it."""
+    han = len(_HAN.findall(text))
+    if language == "zh":
+        signed = sum(len(_HAN.findall(s)) for s in _SIGNATURE.findall(text))
+        return han - signed >= _MIN_UNITS
+    return han <= 4 and len(_WORDS.findall(text)) >= _MIN_UNITS
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,9 +97,14 @@ class ContentFilter:
         )
         active.extend(missing)
         active.extend(self.structure.length(new_body or current, ctx.region))
-        if self.learned is not None and not any(f.action in _STOPS for f in active):
+        if (
+            self.learned is not None
+            and not any(f.action in _STOPS for f in active)
+            and not any((a.allowed or "").startswith("template:") for a in allowed)
+            and _written_in(self.spec.language, norm.text)
+        ):  # an attested template is the lender's word, and a model reads one language
             model, threshold = self.learned
-            score = model.score(text, self.spec.language)
+            score = model.score(norm.text, self.spec.language, normalized=True)
             if score >= threshold:  # a paraphrase the lexicon has no pattern for: review
                 rule = self.spec.learned.rule if self.spec.learned else "learned.hold"
                 active.append(ContentFinding(rule, "learned", HOLD, None, None, f"{score:.2f}"))

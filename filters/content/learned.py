@@ -59,7 +59,7 @@ __all__ = [
     "load_cached",
 ]
 
-FORMAT_VERSION: Final = 1
+FORMAT_VERSION: Final = 2  # 2: links, 【signatures】 and the 您/你 register are not features
 DEFAULT_MODEL_PATH: Final = (
     Path(__file__).resolve().parents[2] / "config" / "models" / "content-learned.json.gz"
 )
@@ -67,7 +67,6 @@ LANGS: Final = ("zh", "en")
 _SCALES: Final = ("none", "sqrt")
 
 _ZEROS: Final = repeat(0.0)  # default for every unknown feature (never exhausted)
-_DIGITS: Final = str.maketrans("0123456789", "0000000000")
 # A word: letters, digits, $ @ * joined by inner ! ' ’ . - (so "pr!son",
 # "don't", "lendwise.com" and "e-mail" stay one word).
 _WORD: Final = re.compile(r"[\w$@*]+(?:[!'’.\-][\w$@*]+)*")
@@ -94,9 +93,34 @@ class FeatureSpec:
             raise ValueError(f"bad scale {self.scale!r}")
 
 
-def features(text: str, lang: str, spec: FeatureSpec) -> list[str]:
+# Parts of a message that are judged by the structural rules, or that only
+# say who is writing, not what: links (the link-domain rule), the
+# 【signature】 (the signature rules; lender names differ between lenders and
+# corpora) and the polite 您 against the plain 你 (a register, which the
+# labelled corpora happen to split along their labels: a model that learned it
+# would hold every informal reminder).
+_LINK: Final = re.compile(r"(?:https?://|www\.)\S+|\b[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}(?:/\S*)?")
+# A necessary condition for _LINK to match, found in one quick scan: most
+# texts have none, and the full pattern is the costlier part of model_text.
+_MAY_LINK: Final = re.compile(r"[\w-]\.[a-z]{2}|https?://|www\.")
+_SIGNATURE: Final = re.compile(r"【[^】]{0,40}】")
+_REGISTER_AND_DIGITS: Final = str.maketrans({"您": "你", **{str(d): "0" for d in range(1, 10)}})
+
+
+def model_text(text: str, *, normalized: bool = False) -> str:
+    """The text the features are taken from (see ``_LINK`` above);
+    ``normalized``: ``text`` is already ``normalize(...).text``."""
+    norm = text if normalized else normalize(text).text
+    if _MAY_LINK.search(norm):
+        norm = _LINK.sub(" ", norm)
+    if "【" in norm:
+        norm = _SIGNATURE.sub(" ", norm)
+    return norm.translate(_REGISTER_AND_DIGITS)
+
+
+def features(text: str, lang: str, spec: FeatureSpec, *, normalized: bool = False) -> list[str]:
     """The feature strings of ``text`` (with repeats), as training and scoring see them."""
-    norm = normalize(text).text.translate(_DIGITS)
+    norm = model_text(text, normalized=normalized)
     grams: list[str] = []
     low, high = spec.char
     if lang == "zh":
@@ -131,8 +155,8 @@ class LangModel:
     weights: Mapping[str, float]
     threshold: float
 
-    def score(self, text: str, lang: str) -> float:
-        grams = features(text, lang, self.spec)
+    def score(self, text: str, lang: str, *, normalized: bool = False) -> float:
+        grams = features(text, lang, self.spec, normalized=normalized)
         if not grams:
             total = 0.0
         else:
@@ -202,12 +226,14 @@ class LearnedModel:
         """The hold threshold chosen by cross-validation for ``lang``."""
         return self.langs[lang].threshold
 
-    def score(self, text: str, lang: str) -> float:
-        """Probability in [0, 1] that ``text`` should be stopped (held for review).
+    def score(self, text: str, lang: str, *, normalized: bool = False) -> float:
+        """Probability in [0, 1] that ``text`` should be stopped (held for review);
+        ``normalized``: ``text`` is ``filters.normalize.normalize(...).text``
+        already (the content filter has it).
 
         Raises ``KeyError`` for a language the model has no weights for.
         """
-        return self.langs[lang].score(text, lang)
+        return self.langs[lang].score(text, lang, normalized=normalized)
 
 
 def _number(value: Any, what: str) -> float:

@@ -92,3 +92,30 @@ def test_a_broken_model_beside_the_pack_fails_at_load(tmp_path: Path) -> None:
     with pytest.raises(ContentPackError) as info:
         load_content_pack(pack)
     assert "mine.json.gz" in str(info.value) and "format_version" in str(info.value)
+
+
+def test_what_the_model_does_not_judge(cn: ContentFilter, us: ContentFilter) -> None:
+    """A terse reminder, a text in the other pack's language and an attested
+    template are left to the lexicon alone."""
+    assert cn.learned is not None and us.learned is not None
+    terse = "【华信贷】请于今日还款。"
+    assert cn.check(terse, CTX).findings == ()
+    english = "Pay today or else you will regret it, we know how to find people like you."
+    assert all(f.rule != "learned.hold" for f in cn.check(english, CTX).findings)
+    assert all(f.rule != "learned.hold" for f in us.check(SNEER, CTX).findings)
+    legal = "【华信贷】你这种人我们见多了，如持续逾期，我司将依法向有管辖权的人民法院提起诉讼。"
+    attested = MessageContext(
+        purpose="overdue_notice", signatures=("华信贷",),
+        attests=frozenset({"legal_action_authorized"}),
+    )  # fmt: skip
+    assert all(f.rule != "learned.hold" for f in cn.check(legal, attested).findings)
+
+
+def test_the_polite_and_the_plain_you_score_alike(cn: ContentFilter) -> None:
+    """The labelled corpora split 您 and 你 along their labels; the model
+    must not learn that split (it would hold every informal reminder)."""
+    assert cn.learned is not None
+    model = cn.learned[0]
+    polite = "【华信贷】您好，您本期账单1200元将于6月5日到期，请按时还款，谢谢。"
+    plain = polite.replace("您", "你")
+    assert model.score(polite, "zh") == model.score(plain, "zh") < cn.learned[1]
