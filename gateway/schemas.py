@@ -177,8 +177,9 @@ def parse_phone(raw: str, region: str | None) -> tuple[str, str]:
 
 
 def _plain_e164(raw: str) -> phonenumbers.PhoneNumber | None:
-    """The number ``phonenumbers.parse`` makes of the commonest input, a plain
-    ``+86 1xxxxxxxxxx`` or ``+1 NXXNXXXXXX`` (no spaces), without its generic
+    """The number ``phonenumbers.parse`` makes of the commonest input, plain
+    E.164 without spaces: ``+86``, ``1``, a digit 3-9 and nine more (a Chinese
+    mobile), or ``+1`` and ten digits not starting with 0 or 1, without its generic
     path, which is half of the validation's cost; None for anything else. For
     these shapes no national or carrier prefix can be stripped and there is no
     leading zero, so the two agree (tests/unit/test_phone_fast_path.py compares
