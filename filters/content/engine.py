@@ -12,7 +12,7 @@ from filters.content.learned import LearnedModel, load_cached
 from filters.content.matcher import Kind, Lexicon, RawHit
 from filters.content.result import BLOCK, HOLD, ContentFinding, ContentResult, MessageContext
 from filters.content.structure import StructureChecker, find_signature
-from filters.content.views import Boundaries, squeeze, squeeze_term
+from filters.content.views import Boundaries, View, squeeze, squeeze_term
 from filters.normalize import Normalized, normalize
 
 __all__ = ["ContentFilter"]
@@ -88,8 +88,9 @@ class ContentFilter:
         missing instruction may be appended.
         """
         norm = normalized if normalized is not None else normalize(text)
-        active, allowed = self._lexicon_findings(text, norm, ctx)
-        squeezed = squeeze(norm.text, self.spec.t2s).text
+        view = squeeze(norm.text, self.spec.t2s)
+        active, allowed = self._lexicon_findings(text, norm, ctx, view)
+        squeezed = view.text
         active.extend(self.structure.check(text, norm, squeezed, ctx))
         current = text if body is None else body
         missing, new_body, appended = self.structure.instruction_findings(
@@ -114,9 +115,9 @@ class ContentFilter:
     # ------------------------------------------------------------- lexicon
 
     def _lexicon_findings(
-        self, text: str, norm: Normalized, ctx: MessageContext
+        self, text: str, norm: Normalized, ctx: MessageContext, view: View
     ) -> tuple[list[ContentFinding], list[ContentFinding]]:
-        raw = self.lexicon.scan(norm.text)
+        raw = self.lexicon.scan(norm.text, view)
         if not raw:
             return [], []
         bounds = Boundaries(norm.text)

@@ -66,9 +66,10 @@ class Lexicon:
         self._latin = _automaton(latin)
         self._spoken = _automaton(spoken)
 
-    def scan(self, normalized: str) -> list[RawHit]:
+    def scan(self, normalized: str, squeezed: View | None = None) -> list[RawHit]:
+        """``squeezed``: ``squeeze(normalized, t2s)`` when the caller has it."""
         hits: list[RawHit] = []
-        view = squeeze(normalized, self.t2s)
+        view = squeezed if squeezed is not None else squeeze(normalized, self.t2s)
         if self._squeezed is not None:
             _collect(self._squeezed, view, hits, strip=False)
         if self._latin is not None:
