@@ -8,8 +8,8 @@ the lender's 【signature】 and the ``link_domain=…`` of the note registered)
 
 ``--misses`` also lists the ids (and the rules that fired) of wrong
 decisions; ``heldout_dev``, ``heldout_final``, ``heldout_v3`` and ``heldout_v4``
-are tuning data now, but never use it (or run anything) on the newest, still
-blind set (v5).
+are tuning data now, but never use ``--misses`` (or tune anything) on the blind
+sets v5 and v6: their one-line measurements are in their HELDOUT_V5/V6.md.
 Exit 1 when recall < 97 % or false stops > 1 %.
 """
 

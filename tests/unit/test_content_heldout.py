@@ -18,7 +18,7 @@ figure) but 3/234 = 1.3 % false stops (two free-text lawsuit notices held by
 design, one anti-fraud notice quoting "不还款就坐牢", which
 ``cn.false_legal.demand`` blocks whatever frames it, by design). Print either
 with ``bench/heldout.py --corpus tests/corpus/heldout_v3.jsonl`` (or v4). The
-newest blind set (v5) is never run from here.
+blind sets (v5, v6) are never run from here.
 """
 
 from __future__ import annotations
