@@ -47,8 +47,11 @@ from typing import Any
 # Run as a script, bench/ is first on sys.path and bench/filters.py would shadow
 # the filters package.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.redis_keys
 
 from aiohttp import web  # noqa: E402
+
+from tests.redis_keys import drop_keys_containing  # noqa: E402
 
 CORPUS = Path(os.environ.get("LENDSMS_CORPUS", "/work/shared/corpus/dev.jsonl"))
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -253,14 +256,7 @@ class Gateway:
     def drop_redis_keys(self) -> None:
         if self.backend != "redis":
             return
-        import redis
-
-        client = redis.Redis.from_url(REDIS_URL)
-        try:
-            for key in client.scan_iter(match=f"*{self.prefix}*", count=1000):
-                client.delete(key)
-        finally:
-            client.close()
+        drop_keys_containing(REDIS_URL, self.prefix)
 
 
 def wait_up(port: int, proc: subprocess.Popen[bytes], extra: float = 0.0) -> None:

@@ -23,6 +23,7 @@ import pytest
 
 from config.settings import SettingsError, settings_from_mapping
 from tests.conftest import base_config, deep_merge
+from tests.redis_keys import drop_keys_containing
 
 LENDSMS = [sys.executable, "-m", "gateway.cli"]
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -142,14 +143,7 @@ class Deployment:
     def drop_redis_keys(self) -> None:
         if self.backend != "redis":
             return
-        import redis
-
-        client = redis.Redis.from_url(REDIS_URL)
-        try:
-            for key in client.scan_iter(match=f"*{self.prefix}*", count=1000):
-                client.delete(key)
-        finally:
-            client.close()
+        drop_keys_containing(REDIS_URL, self.prefix)
 
 
 @pytest.fixture(params=["sqlite", "redis"])
