@@ -30,6 +30,7 @@ from gateway.store.redis_store import RedisStore
 from gateway.store.sqlite import SqliteStore
 from gateway.webhooks import WebhookNotifier
 from providers.signing import webhook as lendsms_sig
+from tests.conftest import wait_for
 from tests.contract.conftest import REDIS_URL, delete_prefix, require_redis
 from tests.providers.test_webhooks import SECRET, Receiver, message, serve
 from tests.providers.tls import self_signed
@@ -78,149 +79,136 @@ def settings(ca: Path, **changes: Any) -> WebhookSettings:
     return WebhookSettings(**options)
 
 
-async def until(check: Callable[[], bool], seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.02)
+Hook = Callable[[list[int]], Awaitable[tuple[Receiver, str, Path]]]
 
 
-async def test_queued_then_stopped_is_delivered_after_a_restart(
-    tmp_path: Path, reopen: Opener
-) -> None:
-    receiver = Receiver([])
-    server, ca = await serve(tmp_path, receiver)
-    try:
-        store = await reopen()
-        first = WebhookNotifier(settings(ca), store, SystemClock(), owner="first")
-        # queued while the process is going down: its loop never gets to it
-        await first.notify(message(str(server.make_url("/hook"))))
-        await first.close()
-        await store.close()
-        assert receiver.got == []
+@pytest.fixture
+async def hook(tmp_path: Path) -> AsyncIterator[Hook]:
+    """Starts a TLS receiver answering ``statuses`` in turn (then 200): the
+    receiver, its URL and the CA file that trusts it; stopped after the test."""
+    servers: list[TestServer] = []
 
-        again = await reopen()
-        assert (await again.webhook_backlog(datetime.now(UTC))).pending == 1
-        second = WebhookNotifier(settings(ca), again, SystemClock(), owner="second")
-        await second.start()
-        try:
-            await second.idle()
-        finally:
-            await second.close()
-        assert second.counts["delivered"] == 1 and len(receiver.got) == 1
-        body, header = receiver.got[0]
-        assert lendsms_sig.verify(SECRET, header, body, now=int(time.time()))
-        assert json.loads(body)["reference"] == "loan-1"
-        assert (await again.webhook_backlog(datetime.now(UTC))).pending == 0
-    finally:
+    async def start(statuses: list[int]) -> tuple[Receiver, str, Path]:
+        receiver = Receiver(statuses)
+        server, ca = await serve(tmp_path, receiver)
+        servers.append(server)
+        return receiver, str(server.make_url("/hook")), ca
+
+    yield start
+    for server in servers:
         await server.close()
+
+
+async def test_queued_then_stopped_is_delivered_after_a_restart(hook: Hook, reopen: Opener) -> None:
+    receiver, url, ca = await hook([])
+    store = await reopen()
+    first = WebhookNotifier(settings(ca), store, SystemClock(), owner="first")
+    # queued while the process is going down: its loop never gets to it
+    await first.notify(message(url))
+    await first.close()
+    await store.close()
+    assert receiver.got == []
+
+    again = await reopen()
+    assert (await again.webhook_backlog(datetime.now(UTC))).pending == 1
+    second = WebhookNotifier(settings(ca), again, SystemClock(), owner="second")
+    await second.start()
+    try:
+        await second.idle()
+    finally:
+        await second.close()
+    assert second.counts["delivered"] == 1 and len(receiver.got) == 1
+    body, header = receiver.got[0]
+    assert lendsms_sig.verify(SECRET, header, body, now=int(time.time()))
+    assert json.loads(body)["reference"] == "loan-1"
+    assert (await again.webhook_backlog(datetime.now(UTC))).pending == 0
 
 
 async def test_a_crashed_owners_job_is_delivered_once_its_lease_passes(
-    tmp_path: Path, reopen: Opener
+    hook: Hook, reopen: Opener
 ) -> None:
-    receiver = Receiver([])
-    server, ca = await serve(tmp_path, receiver)
+    receiver, url, ca = await hook([])
+    store = await reopen()
+    await WebhookNotifier(settings(ca), store, SystemClock()).notify(message(url))
+    # a process claims it and dies mid-post: the job stays leased to it
+    now = datetime.now(UTC)
+    held = await store.claim_webhooks(now, 10, "crashed", now + timedelta(seconds=0.6))
+    assert len(held) == 1
+    started = time.monotonic()
+    survivor = WebhookNotifier(settings(ca), store, SystemClock(), owner="survivor")
+    await survivor.start()
     try:
-        store = await reopen()
-        await WebhookNotifier(settings(ca), store, SystemClock()).notify(
-            message(str(server.make_url("/hook")))
-        )
-        # a process claims it and dies mid-post: the job stays leased to it
-        now = datetime.now(UTC)
-        held = await store.claim_webhooks(now, 10, "crashed", now + timedelta(seconds=0.6))
-        assert len(held) == 1
-        started = time.monotonic()
-        survivor = WebhookNotifier(settings(ca), store, SystemClock(), owner="survivor")
-        await survivor.start()
-        try:
-            await until(lambda: len(receiver.got) == 1)
-            waited = time.monotonic() - started
-            await survivor.idle()
-        finally:
-            await survivor.close()
-        assert waited >= 0.4  # not before the lease had passed
-        assert survivor.counts["delivered"] == 1 and len(receiver.got) == 1
-        assert (await store.webhook_backlog(datetime.now(UTC))).pending == 0
+        await wait_for(lambda: len(receiver.got) == 1)
+        waited = time.monotonic() - started
+        await survivor.idle()
     finally:
-        await server.close()
+        await survivor.close()
+    assert waited >= 0.4  # not before the lease had passed
+    assert survivor.counts["delivered"] == 1 and len(receiver.got) == 1
+    assert (await store.webhook_backlog(datetime.now(UTC))).pending == 0
 
 
 async def test_a_500_then_200_is_delivered_on_retry_across_a_restart(
-    tmp_path: Path, reopen: Opener
+    hook: Hook, reopen: Opener
 ) -> None:
-    receiver = Receiver([500])
-    server, ca = await serve(tmp_path, receiver)
+    receiver, url, ca = await hook([500])
+    store = await reopen()
+    slow = settings(ca, backoff_base=0.4)  # the retry waits 0.2-0.4 s
+    first = WebhookNotifier(slow, store, SystemClock(), owner="first")
+    await first.start()
+    await first.notify(message(url))
+    await wait_for(lambda: len(receiver.got) == 1)
+    await first.close()  # stopped during the backoff
+    assert first.counts["retry"] == 1 and first.counts["delivered"] == 0
+    await store.close()
+
+    again = await reopen()
+    second = WebhookNotifier(slow, again, SystemClock(), owner="second")
+    await second.start()
     try:
-        store = await reopen()
-        slow = settings(ca, backoff_base=0.4)  # the retry waits 0.2-0.4 s
-        first = WebhookNotifier(slow, store, SystemClock(), owner="first")
-        await first.start()
-        await first.notify(message(str(server.make_url("/hook"))))
-        await until(lambda: len(receiver.got) == 1)
-        await first.close()  # stopped during the backoff
-        assert first.counts["retry"] == 1 and first.counts["delivered"] == 0
-        await store.close()
-
-        again = await reopen()
-        second = WebhookNotifier(slow, again, SystemClock(), owner="second")
-        await second.start()
-        try:
-            await until(lambda: len(receiver.got) == 2)
-            await second.idle()
-        finally:
-            await second.close()
-        assert second.counts["delivered"] == 1 and len(receiver.got) == 2
-        assert receiver.got[0][0] == receiver.got[1][0]  # the same status, signed again
-        assert (await again.webhook_backlog(datetime.now(UTC))).pending == 0
+        await wait_for(lambda: len(receiver.got) == 2)
+        await second.idle()
     finally:
-        await server.close()
+        await second.close()
+    assert second.counts["delivered"] == 1 and len(receiver.got) == 2
+    assert receiver.got[0][0] == receiver.got[1][0]  # the same status, signed again
+    assert (await again.webhook_backlog(datetime.now(UTC))).pending == 0
 
 
-async def test_processes_sharing_a_store_deliver_each_job_once(
-    tmp_path: Path, reopen: Opener
-) -> None:
-    receiver = Receiver([])
-    server, ca = await serve(tmp_path, receiver)
+async def test_processes_sharing_a_store_deliver_each_job_once(hook: Hook, reopen: Opener) -> None:
+    receiver, url, ca = await hook([])
+    store = await reopen()
+    other = await reopen()  # another process on the same store
+    a = WebhookNotifier(settings(ca), store, SystemClock(), owner="a")
+    b = WebhookNotifier(settings(ca), other, SystemClock(), owner="b")
+    await a.start()
+    await b.start()
     try:
-        store = await reopen()
-        other = await reopen()  # another process on the same store
-        a = WebhookNotifier(settings(ca), store, SystemClock(), owner="a")
-        b = WebhookNotifier(settings(ca), other, SystemClock(), owner="b")
-        await a.start()
-        await b.start()
-        try:
-            url = str(server.make_url("/hook"))
-            for n in range(30):
-                await (a if n % 2 else b).notify(message(url))
-            await until(lambda: len(receiver.got) >= 30)
-            await a.idle()
-            await b.idle()
-        finally:
-            await a.close()
-            await b.close()
-        assert len(receiver.got) == 30
-        assert a.counts["delivered"] + b.counts["delivered"] == 30
+        url = url
+        for n in range(30):
+            await (a if n % 2 else b).notify(message(url))
+        await wait_for(lambda: len(receiver.got) >= 30)
+        await a.idle()
+        await b.idle()
     finally:
-        await server.close()
+        await a.close()
+        await b.close()
+    assert len(receiver.got) == 30
+    assert a.counts["delivered"] + b.counts["delivered"] == 30
 
 
 async def test_a_store_that_refuses_the_job_does_not_fail_the_caller(
-    tmp_path: Path, reopen: Opener, caplog: pytest.LogCaptureFixture
+    hook: Hook, reopen: Opener, caplog: pytest.LogCaptureFixture
 ) -> None:
-    receiver = Receiver([])
-    server, ca = await serve(tmp_path, receiver)
-    try:
-        store = await reopen()
-        hooks = WebhookNotifier(settings(ca), store, SystemClock())
-        await hooks.start()
-        await store.close()
-        await hooks.notify(message(str(server.make_url("/hook"))))  # does not raise
-        await hooks.close()
-        assert hooks.counts["enqueue_failed"] == 1
-        assert "loan-1" not in caplog.text and "/hook" not in caplog.text
-    finally:
-        await server.close()
+    _, url, ca = await hook([])
+    store = await reopen()
+    hooks = WebhookNotifier(settings(ca), store, SystemClock())
+    await hooks.start()
+    await store.close()
+    await hooks.notify(message(url))  # does not raise
+    await hooks.close()
+    assert hooks.counts["enqueue_failed"] == 1
+    assert "loan-1" not in caplog.text and "/hook" not in caplog.text
 
 
 CHILD = r"""
@@ -316,7 +304,7 @@ async def test_a_killed_process_s_webhook_is_delivered_by_the_next_one(
         )  # fmt: skip
         await next_one.start()
         try:
-            await until(lambda: len(got) == 2)
+            await wait_for(lambda: len(got) == 2)
             await next_one.idle()
         finally:
             await next_one.close()
