@@ -63,7 +63,7 @@ def test_a_lexicon_beside_the_pack_extends_it_without_code(tmp_path: Path) -> No
         ("01-violence.toml", 'action = "block"', 'action = "maybe"', 7, "action must be block"),
         ("01-violence.toml", "source = ", "sauce = ", 8, "unknown key"),
         ("02-insult.toml", "老赖\n", "老{赖\n", 12, "unbalanced"),
-        ("05-legal-action.toml", '"rights"]', '"nope"]', 10, "unknown 'nope'"),
+        ("05-legal-action.toml", '"no_suit"]', '"nope"]', 11, "unknown 'nope'"),
         ("03-impersonation.toml", "[[rules]]", "[[rules]\n", 5, "not valid TOML"),
         ("09-new-borrowing.toml", 'purposes = ["repayment_reminder"', 'purposes = ["spam"', 9,
          "unknown 'spam'"),
