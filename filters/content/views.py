@@ -199,12 +199,15 @@ class Boundaries:
 
     __slots__ = ("_clauses", "_sentences")
 
-    # 、 lists items of one clause ("诉讼、仲裁途径"), so it does not end one
-    _CLAUSE: Final = re.compile(r"[,，。.!！?？;；:：\n]")
+    # 、 lists items of one clause ("诉讼、仲裁途径"), so it does not end one; an
+    # ASCII dot between two Han characters is a separator put inside a word
+    # to evade the filter ("征.信", "消.除"), not the end of a clause or sentence
+    _INNER_DOT: Final = r"(?!(?<=[\u3400-\u9fff])\.[\u3400-\u9fff])"
+    _CLAUSE: Final = re.compile(rf"[,，。!！?？;；:：\n]|{_INNER_DOT}\.")
     # a dot after a short abbreviation ("Case No. 26", "Mr. Lee") ends no sentence
     _SENTENCE: Final = re.compile(
-        r"[。!！?？;；\n]|\.(?!\d)(?<!\bno\.)(?<!\bmr\.)(?<!\bms\.)(?<!\bmrs\.)(?<!\bdr\.)"
-        r"(?<!\bst\.)(?<!\bjr\.)(?<!\bvs\.)(?<!\bapt\.)(?<!\bacct\.)(?<!\bref\.)"
+        rf"[。!！?？;；\n]|{_INNER_DOT}\.(?!\d)(?<!\bno\.)(?<!\bmr\.)(?<!\bms\.)(?<!\bmrs\.)"
+        r"(?<!\bdr\.)(?<!\bst\.)(?<!\bjr\.)(?<!\bvs\.)(?<!\bapt\.)(?<!\bacct\.)(?<!\bref\.)"
     )
 
     def __init__(self, normalized: str) -> None:

@@ -160,3 +160,17 @@ def test_templates_may_attest_time_barred(tmp_path: Path) -> None:
     raw["templates"] = {"t": {"purpose": "overdue_notice", "text": "x", "attests": ["time_barred"]}}
     settings = settings_from_mapping(raw, base_dir=tmp_path)
     assert settings.templates["t"].attests == {"time_barred"}
+
+
+def test_a_dot_between_han_characters_ends_no_clause() -> None:
+    """ "征.信" is an evasion, not two sentences: rules that want a second phrase
+    in the same clause or sentence still see it; other dots still end one."""
+    from filters.content.views import Boundaries
+
+    text = "你的征.信会被消.除。好. 明天.Ok"
+    b = Boundaries(text)
+    assert b.clause(text.index("信")) == b.clause(text.index("征")) == 0
+    assert b.sentence(text.index("除")) == 0
+    assert b.sentence(text.index("好")) == 1  # after 。
+    assert b.sentence(text.index("明")) == 2  # "好. " ends a sentence
+    assert b.sentence(text.index("O")) == 3  # a dot before Latin does too

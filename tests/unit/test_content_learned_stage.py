@@ -95,8 +95,8 @@ def test_a_broken_model_beside_the_pack_fails_at_load(tmp_path: Path) -> None:
 
 
 def test_what_the_model_does_not_judge(cn: ContentFilter, us: ContentFilter) -> None:
-    """A terse reminder, a text in the other pack's language and an attested
-    template are left to the lexicon alone."""
+    """A terse reminder, a text in the other pack's language, an attested
+    template and a message to a contact are left to the lexicon alone."""
     assert cn.learned is not None and us.learned is not None
     terse = "【华信贷】请于今日还款。"
     assert cn.check(terse, CTX).findings == ()
@@ -109,6 +109,9 @@ def test_what_the_model_does_not_judge(cn: ContentFilter, us: ContentFilter) -> 
         attests=frozenset({"legal_action_authorized"}),
     )  # fmt: skip
     assert all(f.rule != "learned.hold" for f in cn.check(legal, attested).findings)
+    to_contact = MessageContext(purpose="service", role="contact", signatures=("华信贷",))
+    assert cn.check(SNEER, CTX).decision == HOLD  # the same text to the borrower is held
+    assert cn.check(SNEER, to_contact).findings == ()  # never trained on contacts
 
 
 def test_the_polite_and_the_plain_you_score_alike(cn: ContentFilter) -> None:
