@@ -7,18 +7,18 @@ Per language (zh, en): stratified 5-fold cross-validation (fixed seed) of an
 L2-regularised logistic regression over the n-gram features of
 ``filters.content.learned.features``; a small grid of feature sets and
 regularisation strengths is compared by cross-validated recall of the
-classifier alone at <= 1.5 % false stops. For the chosen setting it prints,
+classifier alone at <= 1 % false stops. For the chosen setting it prints,
 for a range of thresholds, stop recall and false stops of (a) the classifier
 alone and (b) "lexicon filter stops OR classifier >= threshold" (the lexicon
 decision of each message comes from ``tests/content_eval.py``, i.e. the whole
 filter stage as the gateway runs it), plus a leave-one-file-out check (train
 on the other corpus files, test on one: closer to a new blind batch). The
 threshold kept is the one that maximises the combination's CV recall with its
-CV false stops <= 1.5 % (ties: the lowest threshold, i.e. the highest
+CV false stops <= 1 % (ties: the lowest threshold, i.e. the highest
 classifier-alone recall). Then it fits on all data and writes the model file.
 
-Never give it the blind set (``tests/corpus/heldout_v7.jsonl``, see its
-HELDOUT_V7.md): it refuses any file named in ``BLIND``. When
+Never give it the blind set (``tests/corpus/heldout_v8.jsonl``, see its
+HELDOUT_V8.md): it refuses any file named in ``BLIND``. When
 a set is released for tuning, move it from ``BLIND`` to ``CORPORA`` and write a
 new blind set first.
 
@@ -66,8 +66,9 @@ CORPORA = (
     ROOT / "tests/corpus/heldout_v4.jsonl",
     ROOT / "tests/corpus/heldout_v5.jsonl",  # blind until 2026-11-28 22:40 UTC
     ROOT / "tests/corpus/heldout_v6.jsonl",  # blind until 2026-11-28 22:40 UTC
+    ROOT / "tests/corpus/heldout_v7.jsonl",  # blind until 2026-11-28 22:52 UTC
 )
-BLIND = ("heldout_v7",)  # measured on, never trained on
+BLIND = ("heldout_v8",)  # measured on, never trained on
 # Stop cases that the structural rules or the recipient decide, whatever the
 # wording: a model trained on them as stops learns that a neutral reminder
 # with a link, without a 【signature】 or sent to a contact is abusive.
@@ -77,7 +78,12 @@ STRUCTURAL = frozenset(
 )  # fmt: skip
 SEED = 20261128
 FOLDS = 5
-MAX_FALSE_STOPS = 0.015
+# The target. It was 1.5 % while the lexicon missed a fifth of the
+# training stops; once the tuned lexicon stops nearly all of them, the
+# combination's recall no longer tells thresholds apart and the tie rule
+# takes the lowest one within the bound, so the bound alone sets the model's
+# false holds, which blind sets have shown to be higher than CV's.
+MAX_FALSE_STOPS = 0.01
 THRESHOLDS = [round(0.05 * i, 2) for i in range(1, 20)]
 FINE_THRESHOLDS = [round(0.01 * i, 2) for i in range(1, 100)] + [0.995, 0.998, 0.999]
 
