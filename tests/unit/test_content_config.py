@@ -58,25 +58,28 @@ def test_a_lexicon_beside_the_pack_extends_it_without_code(tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize(
-    ("file", "old", "new", "line", "reason"),
+    ("file", "old", "new", "reason"),
     [
-        ("01-violence.toml", 'action = "block"', 'action = "maybe"', 7, "action must be block"),
-        ("01-violence.toml", "source = ", "sauce = ", 8, "unknown key"),
-        ("02-insult.toml", "老赖\n", "老{赖\n", 12, "unbalanced"),
-        ("05-legal-action.toml", 'allow_contexts = ["anti_fraud"', 'allow_contexts = ["nope"', 11,
+        ("01-violence.toml", 'action = "block"', 'action = "maybe"', "action must be block"),
+        ("01-violence.toml", "source = ", "sauce = ", "unknown key"),
+        ("02-insult.toml", "老赖\n", "老{赖\n", "unbalanced"),
+        ("05-legal-action.toml", 'allow_contexts = ["anti_fraud"', 'allow_contexts = ["nope"',
          "unknown 'nope'"),
-        ("03-impersonation.toml", "[[rules]]", "[[rules]\n", 5, "not valid TOML"),
-        ("09-new-borrowing.toml", 'purposes = ["repayment_reminder"', 'purposes = ["spam"', 9,
+        ("03-impersonation.toml", "[[rules]]", "[[rules]\n", "not valid TOML"),
+        ("09-new-borrowing.toml", 'purposes = ["repayment_reminder"', 'purposes = ["spam"',
          "unknown 'spam'"),
     ],
 )  # fmt: skip
 def test_lexicon_errors_name_file_line_and_reason(
-    tmp_path: Path, file: str, old: str, new: str, line: int, reason: str
+    tmp_path: Path, file: str, old: str, new: str, reason: str
 ) -> None:
+    """The error names the file and the line of the broken text (the line is
+    computed from the shipped file, which grows with every lexicon round)."""
     pack, lexicons = copy_pack(tmp_path)
     path = lexicons / file
     text = path.read_text(encoding="utf-8")
     assert old in text
+    line = text[: text.index(old)].count("\n") + 1
     path.write_text(text.replace(old, new, 1), encoding="utf-8")
     err = error_of(pack)
     assert err.file == str(path) and err.line == line, str(err)
