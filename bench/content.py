@@ -31,6 +31,7 @@ from gateway.pipeline import Draft, NormalizeStage, Pipeline  # noqa: E402
 from gateway.schemas import SendRequest  # noqa: E402
 from gateway.stages.content import ContentStage, shipped_filters  # noqa: E402
 from gateway.stages.pii import PiiStage  # noqa: E402
+from tests.content_eval import note_link_domains  # noqa: E402
 
 CORPUS = ROOT / "tests" / "corpus" / "content.jsonl"
 DEV = ROOT.parent / "shared" / "corpus" / "dev.jsonl"
@@ -50,7 +51,7 @@ def draft(case: dict[str, Any], *, dev: bool) -> Draft:
         "bench",
         pack,
         signatures=DEV_SIGNATURES if dev and zh else (),
-        link_domains=("lendwise.com",),
+        link_domains=note_link_domains(case, "lendwise.com"),
     )
     request = SendRequest(
         to="+8613812345678" if zh else "+12015550123",

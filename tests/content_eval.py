@@ -99,6 +99,13 @@ class Report:
         return "\n".join(out)
 
 
+def note_link_domains(case: dict[str, Any], *also: str) -> tuple[str, ...]:
+    """The domains a case's ``note`` registers for the client (``link_domain=…``),
+    after ``also``."""
+    named = [d.lower() for d in _LINK_DOMAIN.findall(case.get("note") or "")]
+    return tuple(dict.fromkeys([*also, *named]))
+
+
 def _draft(case: dict[str, Any]) -> Draft:
     zh = case["lang"] == "zh"
     text = case["text"]
@@ -107,7 +114,7 @@ def _draft(case: dict[str, Any]) -> Draft:
         "corpus",
         PACKS[case["lang"]],
         signatures=(sig.name.strip(),) if sig is not None else (),
-        link_domains=tuple(d.lower() for d in _LINK_DOMAIN.findall(case.get("note") or "")),
+        link_domains=note_link_domains(case),
     )
     request = SendRequest(
         to="+8613812345678" if zh else "+12015550123",

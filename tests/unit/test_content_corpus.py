@@ -15,6 +15,7 @@ from gateway.pipeline import Draft, NormalizeStage, Pipeline
 from gateway.schemas import SendRequest
 from gateway.stages.content import ContentStage
 from gateway.stages.pii import PiiStage
+from tests.content_eval import note_link_domains
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus" / "content.jsonl"
 
@@ -38,7 +39,7 @@ async def test_corpus_recall_and_false_stops() -> None:
             recipient_role=case["role"],
         )
         client = Client("corpus", "cn-collection" if zh else "us-fdcpa",
-                        link_domains=("lendwise.com",))  # fmt: skip
+                        link_domains=note_link_domains(case, "lendwise.com"))  # fmt: skip
         draft = await pipeline.run(Draft(request, client, datetime.now(UTC), case["text"]))
         is_stopped = draft.decision in (Decision.BLOCK, Decision.HOLD)
         if case["expect"] == "stop":
