@@ -49,7 +49,12 @@ class Served:
                 [*SERVE, "--config", str(d.config), "--port", str(self.port)],
                 cwd=d.cwd, env=clean_env(), stdout=subprocess.DEVNULL, stderr=err,
             )  # fmt: skip
-        wait_until_up(self.proc, self.port, self.err)
+        try:
+            wait_until_up(self.proc, self.port, self.err)
+        except BaseException:  # no caller holds it yet: do not leave it running
+            self.proc.kill()
+            self.proc.wait(timeout=DEADLINE)
+            raise
 
     def send(self, token: str, **fields: Any) -> dict[str, Any]:
         body = {"to": CN_MOBILE, "borrower_id": "B-1", "purpose": "service",

@@ -70,6 +70,7 @@ class Server:
             except aiohttp.ClientError:
                 pass
             await asyncio.sleep(0.05)
+        self.kill()  # not left running for the rest of the suite
         raise AssertionError("server did not come up")
 
     def kill(self) -> None:
