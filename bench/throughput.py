@@ -3,7 +3,10 @@ percentiles, at a fixed concurrency, for the gateway on SQLite with one process,
 on Redis with one and with two processes (``serve --workers 2``), and for a bare
 one-process aiohttp server that echoes the JSON it gets: the ceiling of this
 machine and of this load generator. Then a fixed rate (500 requests/s offered)
-against Redis with two processes, for its p99.
+against Redis with two processes, for its p99 (after one second at that rate
+that is not counted, as the closed loops' first requests are not). The bench
+starts loading a ``--workers 2`` gateway only once both processes listen:
+connections made while only the first one listened would all stay with it.
 
 The gateways run ``serve --no-dispatch``: the measurement is about acceptance
 (authentication, validation, filters, contact policy, the durable audit record
@@ -241,7 +244,7 @@ class Gateway:
         self.token = self.token.splitlines()[-1]
         proc = subprocess.Popen(self.command(), env=self.env(), stdout=subprocess.DEVNULL)
         try:
-            wait_up(self.port, proc, extra=1.0 if self.workers > 1 else 0.0)
+            wait_up(self.port, proc, listeners=self.workers)
             self.pids = _family(proc.pid)
             yield f"http://127.0.0.1:{self.port}"
         finally:
@@ -259,21 +262,32 @@ class Gateway:
         drop_keys_containing(REDIS_URL, self.prefix)
 
 
-def wait_up(port: int, proc: subprocess.Popen[bytes], extra: float = 0.0) -> None:
-    deadline = time.monotonic() + 60
+def _listeners(port: int) -> int:
+    """Listening IPv4 sockets on ``port``: one per ``serve`` worker (SO_REUSEPORT)."""
+    try:
+        lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return 0
+    suffix = f":{port:04X}"
+    return sum(1 for line in lines if (f := line.split())[1].endswith(suffix) and f[3] == "0A")
+
+
+def wait_up(port: int, proc: subprocess.Popen[bytes], listeners: int = 1) -> None:
+    """Until ``/healthz`` answers and every worker listens: connections made
+    while only the first one listens would all stay with it."""
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited ({proc.returncode})")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
                 s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                if s.recv(64).startswith(b"HTTP/1.1 200"):
-                    time.sleep(extra)  # the other children bind too
+                if s.recv(64).startswith(b"HTTP/1.1 200") and _listeners(port) >= listeners:
                     return
         except OSError:
             pass
         time.sleep(0.1)
-    raise RuntimeError("server did not come up")
+    raise RuntimeError(f"server did not come up with {listeners} listening workers")
 
 
 ECHO_PIDS: list[int] = []
@@ -438,19 +452,22 @@ async def closed_loop(url: str, token: str, bodies: list[dict[str, Any]], conc: 
 
 
 async def fixed_rate(url: str, token: str, bodies: list[dict[str, Any]], rate: float,
-                     result: Result) -> None:  # fmt: skip
+                     result: Result, warm: int = 0) -> None:  # fmt: skip
     """Open loop: one request every 1/rate s whatever the answers (latency from
     the intended start, so a stall is not hidden); a request finds an idle
-    connection or opens one."""
+    connection or opens one. The first ``warm`` requests are sent on the same
+    schedule but not counted (a fresh process's first answers, as in the
+    closed loop's warm-up)."""
     requests = prepare(url, token, bodies)
     idle = [await _connect(url) for _ in range(8)]
     every: list[_Conn] = list(idle)
+    warming = Result("warm", 0)
 
-    async def send(data: bytes, due: float) -> None:
+    async def send(i: int, data: bytes, due: float) -> None:
         conn = idle.pop() if idle else await _connect(url)
         if conn not in every:
             every.append(conn)
-        await _one(conn, data, result, started=due)
+        await _one(conn, data, warming if i < warm else result, started=due)
         if not conn.lost:
             idle.append(conn)
 
@@ -462,9 +479,9 @@ async def fixed_rate(url: str, token: str, bodies: list[dict[str, Any]], rate: f
             delay = due - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(send(data, due)))
+            tasks.append(asyncio.create_task(send(i, data, due)))
         await asyncio.gather(*tasks)
-        result.elapsed = time.perf_counter() - started
+        result.elapsed = time.perf_counter() - started - warm / rate
     finally:
         for c in every:
             if c.transport is not None:
@@ -519,8 +536,9 @@ def main() -> int:
         gateway = Gateway("redis", 2)
         with gateway.running() as url:
             fixed = Result(f"redis, {args.rate:.0f}/s offered", 2)
-            bodies = corpus_mix(int(args.rate * args.rate_seconds), 0)
-            asyncio.run(fixed_rate(url, gateway.token, bodies, args.rate, fixed))
+            warm = int(args.rate)  # one second, not counted
+            bodies = corpus_mix(warm + int(args.rate * args.rate_seconds), 0)
+            asyncio.run(fixed_rate(url, gateway.token, bodies, args.rate, fixed, warm))
     print(*HEADER, sep="\n")
     print(echo.row(None))
     for r in results:

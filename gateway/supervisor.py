@@ -270,6 +270,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from gateway.app import create_app
     from gateway.heap import settle
     from gateway.logs import setup_logging
+    from gateway.warmup import warm_up
 
     settings = load_settings(args.config, serve_env(args))
     setup_logging(settings.log.level)
@@ -287,6 +288,7 @@ def run_serve(args: argparse.Namespace) -> int:
         except OSError as exc:
             return _usage_error(f"cannot listen on {host}:{port} ({exc.strerror})")
     app = create_app(settings, dispatch=False if args.no_dispatch else None)
+    warm_up()  # before it listens: its first requests would pay for it
     banner = f"lendsms {__version__} serving on http://{host}:{port}"
 
     def listening(_: str) -> None:  # run_app calls it once the site listens
