@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import re
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from importlib import metadata
@@ -22,22 +23,25 @@ from typing import Any, Final
 
 from config.content_cache import cached
 from config.content_model import PackSpec, Term
-from filters.content.views import latin_fold, squeeze_term, word_key
+from filters.content.views import SHORT_FORMS, TOKEN, latin_fold, squeeze_term, word_key
 from filters.normalize import normalize
 
 __all__ = [
     "MAX_GLUED_WORDS",
     "MIN_PINYIN_KEY",
     "Entry",
+    "GluedTable",
     "Kind",
+    "Shape",
     "Tables",
     "build_tables",
-    "glued",
+    "glued_keys",
     "key_tables",
 ]
 
 MIN_PINYIN_KEY: Final = 4  # shorter readings collide with ordinary Latin text
 MAX_GLUED_WORDS: Final = 10
+_LETTER: Final = re.compile(r"[a-z]")
 
 
 class Kind(enum.IntEnum):
@@ -54,23 +58,99 @@ class Entry:
 
 
 Table = dict[str, list[Entry]]
-Tables = tuple[Table, Table, Table]  # squeezed, latin (word view), spoken (pinyin)
 
 
-def glued(phrase: str) -> set[str]:
-    """Both "kill you" and "killyou": letters spelled out with spaces ("k i l l y o u")
-    run words together, so every way of gluing neighbouring words is a key too
-    (up to MAX_GLUED_WORDS words; keys match whole words only)."""
-    words = phrase.split()
-    if not 1 < len(words) <= MAX_GLUED_WORDS:
-        return {phrase}
-    out = set()
-    for mask in range(1 << (len(words) - 1)):
-        parts = [words[0]]
-        for i, word in enumerate(words[1:]):
-            parts.append(word if mask >> i & 1 else " " + word)
-        out.add("".join(parts))
-    return out
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """How a phrase's glued key may be split into the text's words.
+
+    ``ends``: where the phrase's words end inside the key ("killyou": 4);
+    ``fixed``: the ends that gluing never removes (between two tokens of one
+    written word, "don't"); ``prefix``: the phrase is a prefix pattern.
+    ``splits``: for a phrase with a chat spelling ("u") or a token without a
+    letter ("3 a m", "$"), whose key depends on how it is glued (a glued word
+    is read and folded as one word), the exact sets of inner word ends that
+    this key stands for; None for every other phrase (any set between
+    ``fixed`` and ``ends``)."""
+
+    ends: frozenset[int]
+    fixed: frozenset[int]
+    prefix: bool
+    splits: frozenset[frozenset[int]] | None = None
+
+
+GluedTable = dict[str, list[tuple[Shape, list[Entry]]]]
+# squeezed, latin (word view), spoken (pinyin), glued (word view without spaces)
+Tables = tuple[Table, Table, Table, GluedTable]
+
+
+def glued_keys(phrase: str, *, prefix: bool, fold: Callable[[str], str]) -> list[tuple[str, Shape]]:
+    """The keys of a Latin phrase of 2 to MAX_GLUED_WORDS words in the glued
+    view (the word view without its spaces), with their shapes.
+
+    Letters spelled out with spaces ("k i l l y o u") run words together, so a
+    phrase must match however its neighbouring words are glued. The scan
+    (``filters.content.matcher``) accepts a glued match whose word ends in the
+    text fit the shape; the phrase exactly as written is the word view's own
+    key (:func:`word_key`), not repeated here. An ordinary phrase has one
+    glued key, not one per way of gluing it (2^(n-1)); a phrase whose key
+    changes with the gluing gets one key per distinct result."""
+    chunks = phrase.split()
+    if not 1 < len(chunks) <= MAX_GLUED_WORDS:
+        return []
+    tokens: list[tuple[str, bool]] = []  # (token, an end that gluing removes before it)
+    for chunk in chunks:
+        tokens += [(tok, i == 0) for i, tok in enumerate(TOKEN.findall(chunk))]
+    if len(tokens) < 2:
+        return []
+    if _special([t for t, _ in tokens]):
+        return _enumerated(chunks, prefix, fold)
+    ends: list[int] = []
+    fixed: list[int] = []
+    at = 0
+    for j, (tok, _) in enumerate(tokens[:-1]):
+        at += len(tok)  # the fold maps one character to one: lengths stay
+        ends.append(at)
+        if not tokens[j + 1][1]:
+            fixed.append(at)
+    key = fold("".join(t for t, _ in tokens))
+    return [(key, Shape(frozenset(ends), frozenset(fixed), prefix))]
+
+
+def _special(tokens: list[str]) -> bool:
+    """A token without a letter (folded only inside a word with one) or a chat
+    spelling among the tokens or any run of them glued."""
+    if any(not _LETTER.search(t) for t in tokens):
+        return True
+    return any(
+        "".join(tokens[i:j]) in SHORT_FORMS
+        for i in range(len(tokens))
+        for j in range(i + 1, len(tokens) + 1)
+    )
+
+
+def _enumerated(
+    chunks: list[str], prefix: bool, fold: Callable[[str], str]
+) -> list[tuple[str, Shape]]:
+    """Every way of gluing neighbouring words, each read as the word view reads
+    a text word (its chat spelling expanded, folded), grouped by key."""
+    splits: dict[str, set[frozenset[int]]] = defaultdict(set)
+    every = (1 << (len(chunks) - 1)) - 1
+    for mask in range(every):  # ``every``: nothing glued, the word view's own key
+        variant = chunks[0] + "".join(
+            (" " if mask >> i & 1 else "") + chunk for i, chunk in enumerate(chunks[1:])
+        )
+        read = [fold(SHORT_FORMS.get(w, w)) for w in TOKEN.findall(variant)]
+        ends: list[int] = []
+        at = 0
+        for word in read[:-1]:
+            at += len(word)
+            ends.append(at)
+        splits["".join(read)].add(frozenset(ends))
+    return [
+        (key, Shape(frozenset(), frozenset(), prefix, frozenset(sets)))
+        for key, sets in splits.items()
+    ]
 
 
 def key_tables(spec: PackSpec) -> Tables:
@@ -85,6 +165,7 @@ def build_tables(spec: PackSpec) -> Tables:
     squeezed: Table = defaultdict(list)
     latin: Table = defaultdict(list)
     spoken: Table = defaultdict(list)
+    glued: dict[str, dict[Shape, list[Entry]]] = defaultdict(dict)
     fold = lru_cache(maxsize=None)(latin_fold)  # lexicon words only, dropped after the build
 
     def add(kind: Kind, ref: int, terms: Iterable[Term]) -> None:
@@ -97,10 +178,13 @@ def build_tables(spec: PackSpec) -> Tables:
                     if key and entry not in squeezed[key]:
                         squeezed[key].append(entry)
             else:
-                for written in glued(norm):
-                    key = word_key(written, prefix=term.prefix, fold=fold)
-                    if key.strip() and entry not in latin[key]:
-                        latin[key].append(entry)
+                key = word_key(norm, prefix=term.prefix, fold=fold)
+                if key.strip() and entry not in latin[key]:
+                    latin[key].append(entry)
+                for glued_key, shape in glued_keys(norm, prefix=term.prefix, fold=fold):
+                    listed = glued[glued_key].setdefault(shape, [])
+                    if entry not in listed:
+                        listed.append(entry)
             for reading in term.pinyin:
                 if len(reading) >= MIN_PINYIN_KEY and entry not in spoken[reading]:
                     spoken[reading].append(entry)
@@ -110,7 +194,8 @@ def build_tables(spec: PackSpec) -> Tables:
         add(Kind.WITH, i, rule.with_terms)
     for i, ctx in enumerate(spec.contexts):
         add(Kind.CONTEXT, i, ctx.terms)
-    return dict(squeezed), dict(latin), dict(spoken)
+    glued_table = {key: list(shapes.items()) for key, shapes in glued.items()}
+    return dict(squeezed), dict(latin), dict(spoken), glued_table
 
 
 def _fingerprint(spec: PackSpec) -> Iterator[str]:
@@ -136,21 +221,39 @@ def _builder_version() -> str:
 
 
 def _encode(tables: Tables) -> dict[str, Any]:
-    """Each distinct entry and each distinct entry list once (the glued forms of
-    a phrase share one list); tables name their keys and list numbers."""
+    """Each distinct entry and each distinct entry list once; tables name
+    their keys and list numbers (the glued table: per key, its shapes as
+    ``[ends, fixed, prefix, list number, splits or None]``)."""
     entry_ids: dict[Entry, int] = {}
     group_ids: dict[tuple[int, ...], int] = {}
-    out: list[dict[str, list[Any]]] = []
-    for table in tables:
-        gids = []
-        for entries in table.values():
-            refs = tuple(entry_ids.setdefault(e, len(entry_ids)) for e in entries)
-            gids.append(group_ids.setdefault(refs, len(group_ids)))
-        out.append({"keys": list(table), "groups": gids})
+
+    def group(entries: list[Entry]) -> int:
+        refs = tuple(entry_ids.setdefault(e, len(entry_ids)) for e in entries)
+        return group_ids.setdefault(refs, len(group_ids))
+
+    squeezed, latin, spoken, glued = tables
+    out = [
+        {"keys": list(t), "groups": [group(v) for v in t.values()]}
+        for t in (squeezed, latin, spoken)
+    ]
+    shapes = [
+        [
+            [
+                sorted(s.ends),
+                sorted(s.fixed),
+                int(s.prefix),
+                group(v),
+                None if s.splits is None else sorted(sorted(x) for x in s.splits),
+            ]
+            for s, v in listed
+        ]
+        for listed in glued.values()
+    ]
     return {
         "entries": [[int(e.kind), e.ref, e.term] for e in entry_ids],
         "groups": [list(g) for g in group_ids],
         "tables": out,
+        "glued": {"keys": list(glued), "shapes": shapes},
     }
 
 
@@ -161,4 +264,15 @@ def _decode(data: Any) -> Tables:
     squeezed, latin, spoken = (
         dict(zip(t["keys"], [groups[g] for g in t["groups"]], strict=True)) for t in data["tables"]
     )
-    return squeezed, latin, spoken
+    glued = {
+        key: [
+            (Shape(frozenset(ends), frozenset(fixed), bool(prefix), _splits(splits)), groups[g])
+            for ends, fixed, prefix, g, splits in listed
+        ]
+        for key, listed in zip(data["glued"]["keys"], data["glued"]["shapes"], strict=True)
+    }
+    return squeezed, latin, spoken, glued
+
+
+def _splits(data: Any) -> frozenset[frozenset[int]] | None:
+    return None if data is None else frozenset(frozenset(int(i) for i in x) for x in data)

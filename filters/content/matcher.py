@@ -4,14 +4,15 @@ automaton matches into spans of the normalised text."""
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import ahocorasick
 
 from config.content_model import PackSpec
-from filters.content.keys import Entry, Kind, key_tables
+from filters.content.keys import Entry, Kind, Shape, key_tables
 from filters.content.views import (
     View,
     has_latin_between,
@@ -22,6 +23,8 @@ from filters.content.views import (
 
 __all__ = ["Entry", "Kind", "Lexicon", "RawHit"]
 
+V = TypeVar("V")
+
 
 @dataclass(frozen=True, slots=True)
 class RawHit:
@@ -30,27 +33,27 @@ class RawHit:
     end: int
 
 
-class _Automaton:
+class _Automaton(Generic[V]):
     """An integer automaton (fast to build: no Python object per key) and the
-    key length and entries behind each number."""
+    key length and value behind each number."""
 
-    __slots__ = ("auto", "entries", "sizes")
+    __slots__ = ("auto", "sizes", "values")
 
-    def __init__(self, keys: Mapping[str, list[Entry]]) -> None:
+    def __init__(self, keys: Mapping[str, V]) -> None:
         self.auto: Any = ahocorasick.Automaton(ahocorasick.STORE_INTS)
         for i, key in enumerate(keys):
             self.auto.add_word(key, i)
         self.auto.make_automaton()
         self.sizes = list(map(len, keys))
-        self.entries = list(keys.values())  # private: never changed after the build
+        self.values = list(keys.values())  # private: never changed after the build
 
-    def iter(self, text: str) -> Iterator[tuple[int, int, list[Entry]]]:
-        sizes, entries = self.sizes, self.entries
+    def iter(self, text: str) -> Iterator[tuple[int, int, V]]:
+        sizes, values = self.sizes, self.values
         for end, i in self.auto.iter(text):
-            yield end, sizes[i], entries[i]
+            yield end, sizes[i], values[i]
 
 
-def _automaton(keys: Mapping[str, list[Entry]]) -> _Automaton | None:
+def _automaton(keys: Mapping[str, V]) -> _Automaton[V] | None:
     return _Automaton(keys) if keys else None
 
 
@@ -60,11 +63,12 @@ class Lexicon:
     def __init__(self, spec: PackSpec) -> None:
         self.t2s = spec.t2s
         self.syllables = spec.syllables
-        squeezed, latin, spoken = key_tables(spec)
-        self.keys = len(squeezed) + len(latin) + len(spoken)
+        squeezed, latin, spoken, glued = key_tables(spec)
+        self.keys = len(squeezed) + len(latin) + len(spoken) + len(glued)
         self._squeezed = _automaton(squeezed)
         self._latin = _automaton(latin)
         self._spoken = _automaton(spoken)
+        self._glued = _automaton(glued)
 
     def scan(self, normalized: str, squeezed: View | None = None) -> list[RawHit]:
         """``squeezed``: ``squeeze(normalized, t2s)`` when the caller has it."""
@@ -75,7 +79,13 @@ class Lexicon:
         if self._latin is not None:
             word_view = words(normalized)
             if word_view is not None:
-                _collect(self._latin, word_view, hits, strip=True)
+                found: list[RawHit] = []
+                _collect(self._latin, word_view, found, strip=True)
+                if self._glued is not None:
+                    _collect_glued(self._glued, word_view, found)
+                    # in the order one automaton of both would give: by end, longest first
+                    found.sort(key=lambda h: (h.end, h.start))
+                hits += found
         if self._spoken is not None and _has_ascii_letter(view.text):
             spoken, latin_positions = pinyin_view(view, self.syllables)
             for end, size, entries in self._spoken.iter(spoken.text):
@@ -90,7 +100,7 @@ def _has_ascii_letter(text: str) -> bool:
     return any("a" <= ch <= "z" for ch in text)
 
 
-def _collect(auto: _Automaton, view: View, hits: list[RawHit], *, strip: bool) -> None:
+def _collect(auto: _Automaton[list[Entry]], view: View, hits: list[RawHit], *, strip: bool) -> None:
     origin = view.origin
     for end, size, entries in auto.iter(view.text):
         start = end + 1 - size
@@ -102,3 +112,43 @@ def _collect(auto: _Automaton, view: View, hits: list[RawHit], *, strip: bool) -
             continue
         span = (origin[start], origin[end] + 1)
         hits.extend(RawHit(e, *span) for e in entries)
+
+
+def _collect_glued(
+    auto: _Automaton[list[tuple[Shape, list[Entry]]]], view: View, hits: list[RawHit]
+) -> None:
+    """Phrases whose words the text runs together ("k i l l y o u" is the word
+    "killyou"): the word view without its spaces is scanned for each phrase's
+    glued key; a match counts when it starts at a word of the text, ends at
+    one (unless the phrase is a prefix pattern), and the text's word ends
+    inside it are ends of the phrase's words, the fixed ones among them
+    included. A match with exactly the phrase's word ends is the word view's
+    own match (``_collect``) and is not counted twice."""
+    words_ = view.text[1:-1].split(" ")
+    starts: list[int] = []
+    at = 0
+    for word in words_:
+        starts.append(at)
+        at += len(word)
+    word_starts = set(starts)
+    word_ends = {*starts[1:], at}
+    origin = view.origin
+    for end, size, shapes in auto.iter("".join(words_)):
+        first = end + 1 - size
+        if first not in word_starts:
+            continue
+        k = bisect_right(starts, first)  # words before the match's first one, plus one
+        last_word = bisect_right(starts, end) - 1
+        inner = frozenset(starts[j] - first for j in range(k, last_word + 1))
+        aligned = end + 1 in word_ends
+        for shape, entries in shapes:
+            if not (aligned or shape.prefix):
+                continue
+            if (
+                inner in shape.splits
+                if shape.splits is not None
+                else shape.fixed <= inner < shape.ends
+            ):
+                # the view has one space before each word: S index i of word w is w + 1 + i
+                span = (origin[first + k], origin[end + last_word + 1] + 1)
+                hits.extend(RawHit(e, *span) for e in entries)

@@ -30,6 +30,7 @@ from typing import Final
 __all__ = [
     "LATIN_FOLD",
     "SHORT_FORMS",
+    "TOKEN",
     "Boundaries",
     "View",
     "latin_fold",
@@ -43,7 +44,8 @@ __all__ = [
 _KEPT: Final = re.compile(r"[^\W_]+")
 # "!" inside a word is a look-alike ("pr!son", "k!ll"), not a break; a single
 # letter after it is a spelled-out run ("k!i!l!l"), handled by ``words``
-_TOKEN: Final = re.compile(r"[a-z0-9@$]+(?:!(?=[a-z0-9@$]{2})[a-z0-9@$]+)*")
+TOKEN: Final = re.compile(r"[a-z0-9@$]+(?:!(?=[a-z0-9@$]{2})[a-z0-9@$]+)*")
+_TOKEN: Final = TOKEN
 _HAS_LETTER: Final = re.compile(r"[a-z]")
 _GAP_MAX: Final = 3
 BLOCKER: Final = "\x00"
