@@ -64,6 +64,7 @@ class ContentFilter:
             threshold = spec.learned.threshold or model.threshold(spec.language)
             self.learned = (model, threshold)
         self.structure = StructureChecker(spec.structure, spec.t2s)
+        self._context_index = {c.name: i for i, c in enumerate(spec.contexts)}
         self._negators = tuple(
             tuple(squeeze_term(normalize(n).text, spec.t2s) for n in c.negated_by)
             for c in spec.contexts
@@ -137,7 +138,7 @@ class ContentFilter:
         _drop_captured(contexts, [h for h, _ in candidates])
         self._drop_negated(norm.text, contexts)
         signature = find_signature(text)
-        context_index = {c.name: i for i, c in enumerate(self.spec.contexts)}
+        context_index = self._context_index
         seen: set[tuple[str, int, int]] = set()
         active: list[ContentFinding] = []
         allowed: list[ContentFinding] = []

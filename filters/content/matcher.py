@@ -7,6 +7,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any, Generic, TypeVar
 
 import ahocorasick
@@ -52,6 +53,11 @@ class _Automaton(Generic[V]):
         for end, i in self.auto.iter(text):
             yield end, sizes[i], values[i]
 
+    def found(self, text: str) -> list[tuple[int, int, V]]:
+        """Like :meth:`iter`, as a list (empty: nothing to set up for)."""
+        sizes, values = self.sizes, self.values
+        return [(end, sizes[i], values[i]) for end, i in self.auto.iter(text)]
+
 
 def _automaton(keys: Mapping[str, V]) -> _Automaton[V] | None:
     return _Automaton(keys) if keys else None
@@ -81,10 +87,12 @@ class Lexicon:
             if word_view is not None:
                 found: list[RawHit] = []
                 _collect(self._latin, word_view, found, strip=True)
+                plain = len(found)
                 if self._glued is not None:
                     _collect_glued(self._glued, word_view, found)
+                if len(found) > plain:
                     # in the order one automaton of both would give: by end, longest first
-                    found.sort(key=lambda h: (h.end, h.start))
+                    found.sort(key=_by_end)
                 hits += found
         if self._spoken is not None and _has_ascii_letter(view.text):
             spoken, latin_positions = pinyin_view(view, self.syllables)
@@ -125,30 +133,38 @@ def _collect_glued(
     included. A match with exactly the phrase's word ends is the word view's
     own match (``_collect``) and is not counted twice."""
     words_ = view.text[1:-1].split(" ")
-    starts: list[int] = []
-    at = 0
-    for word in words_:
-        starts.append(at)
-        at += len(word)
-    word_starts = set(starts)
-    word_ends = {*starts[1:], at}
+    matches = auto.found("".join(words_))
+    if not matches:
+        return
+    starts = list(accumulate(map(len, words_), initial=0))  # and the end of the last word
+    word_starts = set(starts)  # a word's end is the next one's start
     origin = view.origin
-    for end, size, shapes in auto.iter("".join(words_)):
+    for end, size, shapes in matches:
         first = end + 1 - size
         if first not in word_starts:
             continue
         k = bisect_right(starts, first)  # words before the match's first one, plus one
         last_word = bisect_right(starts, end) - 1
-        inner = frozenset(starts[j] - first for j in range(k, last_word + 1))
-        aligned = end + 1 in word_ends
+        count = last_word - k + 1  # the text's word ends inside the match
+        aligned = end + 1 in word_starts
+        inner: frozenset[int] | None = None
         for shape, entries in shapes:
             if not (aligned or shape.prefix):
                 continue
-            if (
+            if shape.splits is None and count >= len(shape.ends):
+                continue  # not glued (the word view's own match), or not this phrase
+            if inner is None:
+                inner = frozenset(starts[j] - first for j in range(k, last_word + 1))
+            fits = (
                 inner in shape.splits
                 if shape.splits is not None
-                else shape.fixed <= inner < shape.ends
-            ):
+                else shape.fixed <= inner <= shape.ends
+            )
+            if fits:
                 # the view has one space before each word: S index i of word w is w + 1 + i
                 span = (origin[first + k], origin[end + last_word + 1] + 1)
                 hits.extend(RawHit(e, *span) for e in entries)
+
+
+def _by_end(hit: RawHit) -> tuple[int, int]:
+    return hit.end, hit.start

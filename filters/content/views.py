@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from itertools import pairwise
 from typing import Final
 
 __all__ = [
@@ -47,6 +47,7 @@ _KEPT: Final = re.compile(r"[^\W_]+")
 TOKEN: Final = re.compile(r"[a-z0-9@$]+(?:!(?=[a-z0-9@$]{2})[a-z0-9@$]+)*")
 _TOKEN: Final = TOKEN
 _HAS_LETTER: Final = re.compile(r"[a-z]")
+_NO_LETTER: Final = "0123456789@$!"  # every token character that is not a letter
 _GAP_MAX: Final = 3
 BLOCKER: Final = "\x00"
 
@@ -66,22 +67,56 @@ def latin_fold(word: str) -> str:
     return word.translate(LATIN_FOLD) if _HAS_LETTER.search(word) else word
 
 
-@dataclass(frozen=True, slots=True)
 class View:
-    """A derived text; ``origin[i]`` is the normalised index behind ``text[i]``."""
+    """A derived text; ``origin[i]`` is the normalised index behind ``text[i]``
+    (for a space the word view adds after a word: the index after the word;
+    matches never start or end on one). A view may compute its ``origin``
+    only when it is first asked for (most texts have no hit in most views)."""
 
-    text: str
-    origin: tuple[int, ...]
+    __slots__ = ("_build", "_origin", "text")
+
+    def __init__(
+        self,
+        text: str,
+        origin: tuple[int, ...] | None = None,
+        build: Callable[[], tuple[int, ...]] | None = None,
+    ) -> None:
+        if origin is None and build is None:
+            raise ValueError("a view needs its origin or a way to build it")
+        self.text = text
+        self._origin = origin
+        self._build = build
+
+    @property
+    def origin(self) -> tuple[int, ...]:
+        if self._origin is None:
+            assert self._build is not None  # noqa: S101 - __init__ guarantees it
+            self._origin = self._build()
+            self._build = None
+        return self._origin
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, View):
+            return NotImplemented
+        return self.text == other.text and self.origin == other.origin
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+    def __repr__(self) -> str:
+        return f"View(text={self.text!r}, origin={self.origin!r})"
 
 
 def squeeze(normalized: str, t2s: Mapping[int, str]) -> View:
     simplified = normalized.translate(t2s) if t2s else normalized
-    parts: list[str] = []
-    origin: list[int] = []
-    for m in _KEPT.finditer(simplified):
-        parts.append(m.group())
-        origin.extend(range(m.start(), m.end()))
-    return View("".join(parts), tuple(origin))
+
+    def origin() -> tuple[int, ...]:
+        out: list[int] = []
+        for m in _KEPT.finditer(simplified):
+            out += range(m.start(), m.end())
+        return tuple(out)
+
+    return View("".join(_KEPT.findall(simplified)), build=origin)
 
 
 def squeeze_term(term: str, t2s: Mapping[int, str]) -> str:
@@ -94,6 +129,51 @@ def words(normalized: str) -> View | None:
     if not _HAS_LETTER.search(normalized):
         return None
     tokens = [(m.group(), m.start()) for m in _TOKEN.finditer(normalized)]
+    if not tokens:
+        return View(" ", (0,))
+    if any(len(a) == 1 and len(b) == 1 for (a, _), (b, _) in pairwise(tokens)):
+        return _spelled_view(_spelled_runs(normalized, tokens))  # letters may be spelled out
+    # the common text: every token is a word of its own, its characters consecutive
+    folded = normalized.translate(LATIN_FOLD)
+    read = [
+        SHORT_FORMS.get(tok) or (folded[start : start + len(tok)] if tok.strip(_NO_LETTER) else tok)
+        for tok, start in tokens
+    ]
+
+    def origin() -> tuple[int, ...]:
+        out = [tokens[0][1]]
+        for (tok, start), word in zip(tokens, read, strict=True):
+            end = start + len(tok)
+            if len(word) == len(tok):
+                out += range(start, end + 1)  # and the space after it: the index after it
+            else:  # a chat spelling: every letter of the long form points into the short one
+                out += [start] * (len(word) - 1)
+                out += (end - 1, end)
+        return tuple(out)
+
+    return View(f" {' '.join(read)} ", build=origin)
+
+
+def _spelled_view(runs: list[tuple[str, list[int]]]) -> View:
+    parts = [" "]
+    origin = [runs[0][1][0]]
+    for text, offsets in runs:
+        long = SHORT_FORMS.get(text)
+        if long is None:
+            parts.append(latin_fold(text))
+            origin.extend(offsets)
+        else:  # every letter of the long form points into the short one
+            parts.append(long)
+            origin.extend([offsets[0]] * (len(long) - 1))
+            origin.append(offsets[-1])
+        parts.append(" ")
+        origin.append(offsets[-1] + 1)
+    return View("".join(parts), tuple(origin))
+
+
+def _spelled_runs(normalized: str, tokens: list[tuple[str, int]]) -> list[tuple[str, list[int]]]:
+    """Tokens with runs of spelled-out letters joined ("k i l l" -> "kill"):
+    ``(text, offsets)``."""
     runs: list[_Run] = []
     for i, (tok, start) in enumerate(tokens):
         last = runs[-1] if runs else None
@@ -111,20 +191,7 @@ def words(normalized: str) -> View | None:
                     last.add(tok, start, kind)
                     continue
         runs.append(_Run(tok, list(range(start, start + len(tok))), _letter(tok)))
-    parts = [" "]
-    origin = [runs[0].offsets[0] if runs else 0]
-    for run in runs:
-        long = SHORT_FORMS.get(run.text)
-        if long is None:
-            parts.append(latin_fold(run.text))
-            origin.extend(run.offsets)
-        else:  # every letter of the long form points into the short one
-            parts.append(long)
-            origin.extend([run.offsets[0]] * (len(long) - 1))
-            origin.append(run.offsets[-1])
-        parts.append(" ")
-        origin.append(run.offsets[-1])
-    return View("".join(parts), tuple(origin))
+    return [(r.text, r.offsets) for r in runs]
 
 
 def _letter(tok: str) -> bool:
@@ -204,17 +271,33 @@ class Boundaries:
     # 、 lists items of one clause ("诉讼、仲裁途径"), so it does not end one; an
     # ASCII dot between two Han characters is a separator put inside a word
     # to evade the filter ("征.信", "消.除"), not the end of a clause or sentence
-    _INNER_DOT: Final = r"(?!(?<=[\u3400-\u9fff])\.[\u3400-\u9fff])"
-    _CLAUSE: Final = re.compile(rf"[,，。!！?？;；:：\n]|{_INNER_DOT}\.")
+    _MARKS: Final = re.compile(r"[,，。!！?？;；:：\n.]")
+    _CLAUSE_ONLY: Final = frozenset(",，:：")
+    _INNER_DOT: Final = re.compile(r"(?<=[\u3400-\u9fff])\.[\u3400-\u9fff]")
     # a dot after a short abbreviation ("Case No. 26", "Mr. Lee") ends no sentence
-    _SENTENCE: Final = re.compile(
-        rf"[。!！?？;；\n]|{_INNER_DOT}\.(?!\d)(?<!\bno\.)(?<!\bmr\.)(?<!\bms\.)(?<!\bmrs\.)"
-        r"(?<!\bdr\.)(?<!\bst\.)(?<!\bjr\.)(?<!\bvs\.)(?<!\bapt\.)(?<!\bacct\.)(?<!\bref\.)"
+    _SENTENCE_DOT: Final = re.compile(
+        r"\.(?!\d)(?<!\bno\.)(?<!\bmr\.)(?<!\bms\.)(?<!\bmrs\.)(?<!\bdr\.)(?<!\bst\.)"
+        r"(?<!\bjr\.)(?<!\bvs\.)(?<!\bapt\.)(?<!\bacct\.)(?<!\bref\.)"
     )
 
     def __init__(self, normalized: str) -> None:
-        self._clauses = [m.start() for m in self._CLAUSE.finditer(normalized)]
-        self._sentences = [m.start() for m in self._SENTENCE.finditer(normalized)]
+        clauses: list[int] = []
+        sentences: list[int] = []
+        for m in self._MARKS.finditer(normalized):
+            i = m.start()
+            mark = m.group()
+            if mark == ".":
+                if self._INNER_DOT.match(normalized, i):
+                    continue
+                clauses.append(i)
+                if self._SENTENCE_DOT.match(normalized, i):
+                    sentences.append(i)
+            else:
+                clauses.append(i)
+                if mark not in self._CLAUSE_ONLY:
+                    sentences.append(i)
+        self._clauses = clauses
+        self._sentences = sentences
 
     def clause(self, index: int) -> int:
         return bisect_right(self._clauses, index)
