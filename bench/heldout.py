@@ -7,9 +7,10 @@ the lender's 【signature】 and the ``link_domain=…`` of the note registered)
     .venv/bin/python bench/heldout.py --corpus tests/corpus/heldout_dev.jsonl [--misses]
 
 ``--misses`` also lists the ids (and the rules that fired) of wrong
-decisions; ``heldout_dev``, ``heldout_final``, ``heldout_v3`` and ``heldout_v4``
-are tuning data now, but never use ``--misses`` (or tune anything) on the blind
-sets v5 and v6: their one-line measurements are in their HELDOUT_V5/V6.md.
+decisions; ``heldout_dev``, ``heldout_final`` and ``heldout_v3`` to
+``heldout_v10`` are tuning data now, but never use ``--misses`` (or tune
+anything) on the current blind set (tests/corpus/HELDOUT.md names it): its
+one measurement is in its HELDOUT_V*.md.
 Exit 1 when recall < 97 % or false stops > 1 %.
 """
 
