@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -147,3 +148,25 @@ def start_gateway(
 
 def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+# ------------------------------------------------------------------ the content-pack cache
+
+CONTENT_CACHE = Path(__file__).resolve().parents[1] / "var" / "cache" / "content"
+_SUBPROCESS_SUITES = ("tests/e2e/", "tests/browser/", "tests/policy/test_redis_gateways.py")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One content-pack cache for the whole run (tests.subprocess_env passes
+    it to gateway subprocesses, whose working folders are temporary)."""
+    os.environ.setdefault("LENDSMS_CONTENT_CACHE", str(CONTENT_CACHE))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Compile the packs once before any test starts a gateway process: with
+    an empty cache each would spend many seconds of its start-up deadline on
+    derived data (pinyin readings, traditional spellings, automaton keys)."""
+    if any(item.nodeid.startswith(_SUBPROCESS_SUITES) for item in session.items):
+        from gateway.stages.content import shipped_filters
+
+        shipped_filters()

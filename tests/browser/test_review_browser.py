@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 
 from providers.outbox import read_outbox
+from tests.subprocess_env import gateway_env
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "var" / "test-artifacts"
@@ -48,7 +49,7 @@ def _missing(what: str) -> None:
 
 
 def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LENDSMS_")}
+    env = gateway_env()
     env.update(LENDSMS_DISPATCH__POLL_INTERVAL="0.05")
     return env
 

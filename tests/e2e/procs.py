@@ -24,6 +24,7 @@ import pytest
 from config.settings import SettingsError, settings_from_mapping
 from tests.conftest import base_config, deep_merge
 from tests.redis_keys import drop_keys_containing
+from tests.subprocess_env import gateway_env
 
 LENDSMS = [sys.executable, "-m", "gateway.cli"]
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -82,7 +83,7 @@ class Deployment:
         return self.root / "var" / "outbox.jsonl"
 
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LENDSMS_")}
+        env = gateway_env()
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         env.update(FAST_DISPATCH)
         if self.backend == "redis":

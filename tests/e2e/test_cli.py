@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import signal
 import socket
@@ -23,6 +22,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import CN_MOBILE
+from tests.subprocess_env import gateway_env
 
 KEY_RE = re.compile(r"^lsk_([a-z0-9]{12})_([A-Za-z0-9_-]+)$")
 SIGNATURE = "安心消费金融"
@@ -31,7 +31,7 @@ DEADLINE = 20.0
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LENDSMS_")}
+    env = gateway_env()
     env.update(extra)
     return env
 

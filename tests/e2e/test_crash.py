@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import os
 import signal
 import socket
 import subprocess
@@ -19,13 +18,14 @@ import aiohttp
 import pytest
 
 from providers.outbox import read_outbox
+from tests.subprocess_env import gateway_env
 
 LENDSMS = [sys.executable, "-m", "gateway.cli"]
 TEXT = "【安心消费金融】您本期应还1,086.40元，最后还款日12月8日。"
 
 
 def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LENDSMS_")}
+    env = gateway_env()
     env.update(
         LENDSMS_DISPATCH__LEASE_SECONDS="1.5",
         LENDSMS_DISPATCH__PROVIDER_TIMEOUT="1.0",

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import shutil
 import socket
 import subprocess
@@ -25,6 +24,7 @@ import pytest
 from gateway.clock import FakeClock
 from tests.conftest import CN_MOBILE, Gateway, auth, wait_for
 from tests.policy.conftest import CODE, OVERDUE, REDIS_URL, redis_policy
+from tests.subprocess_env import gateway_env
 
 DEADLINE = 30.0
 Start = Callable[..., Awaitable[Gateway]]
@@ -67,7 +67,7 @@ def lendsms(cwd: Path, env: dict[str, str], *args: str) -> str:
 def two_gateways(tmp_path: Path, redis_prefix: str) -> Iterator[list[tuple[int, str]]]:
     """Two serve processes: one config (shared keys, as replicas have), a
     store and an audit log each, the policy on the shared Redis."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith("LENDSMS_")}
+    base = gateway_env()
     lendsms(tmp_path, base, "init", "--dir", "D")
     config = str(tmp_path / "D" / "lendsms.toml")
     procs: list[subprocess.Popen[bytes]] = []
