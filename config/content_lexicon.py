@@ -232,11 +232,16 @@ def _traditional_forms(chinese: list[str]) -> dict[str, tuple[str, ...]]:
 
 def pinyin_readings(terms: Iterable[str]) -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
     """Readings per all-Chinese term, and one reading per character (the most
-    frequent). Cached (:mod:`config.content_cache`)."""
+    frequent). A term whose characters the per-character table reads
+    otherwise than the term's own reading (a polyphone: 行 in 银行 is hang,
+    in 行为 xing) gets that reading too: the pinyin view reads the Chinese
+    characters of a text by the table, so "银hang" and "yin行" both meet
+    银行 whichever reading the other terms make the majority. Cached
+    (:mod:`config.content_cache`)."""
     chinese = [t for t in terms if _ALL_CJK.fullmatch(t)]
     return cached(
         "pinyin",
-        _version("pypinyin"),
+        f"{_version('pypinyin')}+table-reading",
         chinese,
         lambda: _pinyin_readings(chinese),
         list,
@@ -272,6 +277,10 @@ def _pinyin_readings(terms: list[str]) -> tuple[dict[str, tuple[str, ...]], dict
         for ch, syl in zip(term, syllables, strict=True):
             votes.setdefault(ch, Counter())[syl] += 1
     table = {ch: count.most_common(1)[0][0] for ch, count in votes.items()}
+    for term, (own,) in readings.items():
+        as_read = "".join(table[ch] for ch in term)
+        if as_read != own:
+            readings[term] = (own, as_read)
     return readings, table
 
 
