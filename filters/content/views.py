@@ -45,7 +45,6 @@ _KEPT: Final = re.compile(r"[^\W_]+")
 # "!" inside a word is a look-alike ("pr!son", "k!ll"), not a break; a single
 # letter after it is a spelled-out run ("k!i!l!l"), handled by ``words``
 TOKEN: Final = re.compile(r"[a-z0-9@$]+(?:!(?=[a-z0-9@$]{2})[a-z0-9@$]+)*")
-_TOKEN: Final = TOKEN
 _HAS_LETTER: Final = re.compile(r"[a-z]")
 _NO_LETTER: Final = "0123456789@$!"  # every token character that is not a letter
 _GAP_MAX: Final = 3
@@ -128,7 +127,7 @@ def words(normalized: str) -> View | None:
     """The word view, or None when the text has no Latin letter at all."""
     if not _HAS_LETTER.search(normalized):
         return None
-    tokens = [(m.group(), m.start()) for m in _TOKEN.finditer(normalized)]
+    tokens = [(m.group(), m.start()) for m in TOKEN.finditer(normalized)]
     if not tokens:
         return View(" ", (0,))
     if any(len(a) == 1 and len(b) == 1 for (a, _), (b, _) in pairwise(tokens)):
@@ -239,7 +238,7 @@ class _Run:
 def word_key(term: str, *, prefix: bool, fold: Callable[[str], str] = latin_fold) -> str:
     """The key of a Latin pattern in the word view: " w1 w2 " (or " w1 w2").
     ``fold`` is ``latin_fold`` or a memoised copy of it (the lexicon builder)."""
-    body = " ".join(fold(SHORT_FORMS.get(w, w)) for w in _TOKEN.findall(term))
+    body = " ".join(fold(SHORT_FORMS.get(w, w)) for w in TOKEN.findall(term))
     return f" {body}" if prefix else f" {body} "
 
 
