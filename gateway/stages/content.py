@@ -17,6 +17,7 @@ from types import MappingProxyType
 from config.content import shipped_content_packs
 from filters.content import ContentFilter, ContentResult, MessageContext
 from filters.content.result import BLOCK, HOLD
+from gateway.heap import collector_paused
 from gateway.models import Action, Decision, Finding
 from gateway.pipeline import Draft, StageResult
 from gateway.schemas import SendRequest
@@ -30,7 +31,9 @@ UNKNOWN_PACK = Finding("content", "content.unknown_pack", "policy", Action.BLOCK
 @cache
 def shipped_filters() -> Mapping[str, ContentFilter]:
     """One compiled filter per shipped pack, built once per process."""
-    return MappingProxyType({n: ContentFilter(s) for n, s in shipped_content_packs().items()})
+    with collector_paused():
+        packs = {n: ContentFilter(s) for n, s in shipped_content_packs().items()}
+    return MappingProxyType(packs)
 
 
 def to_findings(result: ContentResult) -> tuple[Finding, ...]:

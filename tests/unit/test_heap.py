@@ -24,3 +24,27 @@ def test_settle_freezes_the_built_heap_and_widens_the_young_generation() -> None
     assert before == 0
     assert after >= 50_000  # the lists built before settle() are out of the collector's view
     assert young == expected > 700
+
+
+def test_collector_paused_restores_the_collector() -> None:
+    import gc
+
+    from gateway.heap import collector_paused
+
+    assert gc.isenabled()
+    with collector_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # it was off before: it stays off
+    finally:
+        gc.enable()
+    try:
+        with collector_paused():
+            raise RuntimeError("a build that fails")
+    except RuntimeError:
+        pass
+    assert gc.isenabled()
