@@ -71,7 +71,7 @@ CORPORA = (
     ROOT / "tests/corpus/heldout_v9.jsonl",  # blind until 2026-11-28 23:53 UTC
     ROOT / "tests/corpus/heldout_v10.jsonl",  # blind until 2026-11-29 01:38 UTC
 )
-BLIND = ("heldout_v11", "heldout_v12")  # v11: measured, released, not yet trained on; v12 blind
+BLIND = ("heldout_v11", "heldout_v12", "heldout_v13")  # v11: released, untrained; v12-13 blind
 # Stop cases that the structural rules or the recipient decide, whatever the
 # wording: a model trained on them as stops learns that a neutral reminder
 # with a link, without a 【signature】 or sent to a contact is abusive.
