@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import replace
+from typing import NamedTuple
 
 from config.content_model import PackSpec, Rule, Scope
 from filters.content.learned import LearnedModel, load_cached
@@ -39,8 +40,7 @@ def _written_in(language: str, text: str) -> bool:
     return han <= 4 and len(_WORDS.findall(text)) >= _MIN_UNITS
 
 
-@dataclass(frozen=True, slots=True)
-class _Place:
+class _Place(NamedTuple):
     clause: int
     sentence: int
 

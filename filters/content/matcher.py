@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from itertools import accumulate
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import ahocorasick
 
@@ -27,8 +26,10 @@ __all__ = ["Entry", "Kind", "Lexicon", "RawHit"]
 V = TypeVar("V")
 
 
-@dataclass(frozen=True, slots=True)
-class RawHit:
+class RawHit(NamedTuple):
+    """A key's match: a tuple, built several times per message (a frozen
+    dataclass costs twice as much to make)."""
+
     entry: Entry
     start: int  # normalised text, end-exclusive
     end: int
@@ -109,7 +110,7 @@ def _has_ascii_letter(text: str) -> bool:
 
 
 def _collect(auto: _Automaton[list[Entry]], view: View, hits: list[RawHit], *, strip: bool) -> None:
-    origin = view.origin
+    at = view.at
     for end, size, entries in auto.iter(view.text):
         start = end + 1 - size
         if strip:  # drop the word-boundary spaces of " word " / " word"
@@ -118,8 +119,9 @@ def _collect(auto: _Automaton[list[Entry]], view: View, hits: list[RawHit], *, s
                 end -= 1
         if start > end:
             continue
-        span = (origin[start], origin[end] + 1)
-        hits.extend(RawHit(e, *span) for e in entries)
+        first, last = at(start), at(end) + 1
+        for e in entries:
+            hits.append(RawHit(e, first, last))
 
 
 def _collect_glued(
@@ -138,7 +140,7 @@ def _collect_glued(
         return
     starts = list(accumulate(map(len, words_), initial=0))  # and the end of the last word
     word_starts = set(starts)  # a word's end is the next one's start
-    origin = view.origin
+    at = view.at
     for end, size, shapes in matches:
         first = end + 1 - size
         if first not in word_starts:
@@ -162,7 +164,7 @@ def _collect_glued(
             )
             if fits:
                 # the view has one space before each word: S index i of word w is w + 1 + i
-                span = (origin[first + k], origin[end + last_word + 1] + 1)
+                span = (at(first + k), at(end + last_word + 1) + 1)
                 hits.extend(RawHit(e, *span) for e in entries)
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from collections.abc import Callable, Mapping
-from itertools import pairwise
+from itertools import accumulate, pairwise
 from typing import Final
 
 __all__ = [
@@ -49,6 +49,7 @@ _HAS_LETTER: Final = re.compile(r"[a-z]")
 _NO_LETTER: Final = "0123456789@$!"  # every token character that is not a letter
 _GAP_MAX: Final = 3
 BLOCKER: Final = "\x00"
+_BIG: Final = 1 << 62  # sorts after every normalised index
 
 # Look-alikes folded inside Latin words (both in text and in patterns).
 LATIN_FOLD: Final[Mapping[int, str]] = str.maketrans(
@@ -69,22 +70,26 @@ def latin_fold(word: str) -> str:
 class View:
     """A derived text; ``origin[i]`` is the normalised index behind ``text[i]``
     (for a space the word view adds after a word: the index after the word;
-    matches never start or end on one). A view may compute its ``origin``
-    only when it is first asked for (most texts have no hit in most views)."""
+    matches never start or end on one). ``at(i)`` is ``origin[i]``; a view
+    may answer it from a few run boundaries (``locate``) and build the whole
+    ``origin`` only when it is asked for: most texts have no hit, or a few, in
+    a view, and a tuple of every index costs more than the scan."""
 
-    __slots__ = ("_build", "_origin", "text")
+    __slots__ = ("_build", "_locate", "_origin", "text")
 
     def __init__(
         self,
         text: str,
         origin: tuple[int, ...] | None = None,
         build: Callable[[], tuple[int, ...]] | None = None,
+        locate: Callable[[int], int] | None = None,
     ) -> None:
         if origin is None and build is None:
             raise ValueError("a view needs its origin or a way to build it")
         self.text = text
         self._origin = origin
         self._build = build
+        self._locate = locate
 
     @property
     def origin(self) -> tuple[int, ...]:
@@ -93,6 +98,12 @@ class View:
             self._origin = self._build()
             self._build = None
         return self._origin
+
+    def at(self, index: int) -> int:
+        """``origin[index]``, without building ``origin`` when the view can locate."""
+        if self._locate is not None:
+            return self._locate(index)
+        return self.origin[index]
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, View):
@@ -108,6 +119,15 @@ class View:
 
 def squeeze(normalized: str, t2s: Mapping[int, str]) -> View:
     simplified = normalized.translate(t2s) if t2s else normalized
+    runs: list[tuple[int, int]] = []  # (view index, normalised index) where a kept run starts
+
+    def find_runs() -> list[tuple[int, int]]:
+        if not runs:
+            at = 0
+            for m in _KEPT.finditer(simplified):
+                runs.append((at, m.start()))
+                at += m.end() - m.start()
+        return runs
 
     def origin() -> tuple[int, ...]:
         out: list[int] = []
@@ -115,7 +135,12 @@ def squeeze(normalized: str, t2s: Mapping[int, str]) -> View:
             out += range(m.start(), m.end())
         return tuple(out)
 
-    return View("".join(_KEPT.findall(simplified)), build=origin)
+    def locate(index: int) -> int:
+        found = find_runs()
+        view_start, start = found[bisect_right(found, (index, _BIG)) - 1]
+        return start + index - view_start
+
+    return View("".join(_KEPT.findall(simplified)), build=origin, locate=locate)
 
 
 def squeeze_term(term: str, t2s: Mapping[int, str]) -> str:
@@ -150,7 +175,19 @@ def words(normalized: str) -> View | None:
                 out += (end - 1, end)
         return tuple(out)
 
-    return View(f" {' '.join(read)} ", build=origin)
+    word_starts = list(accumulate([len(w) + 1 for w in read[:-1]], initial=1))
+
+    def locate(index: int) -> int:
+        if index == 0:
+            return tokens[0][1]
+        j = bisect_right(word_starts, index) - 1
+        tok, start = tokens[j]
+        offset, size = index - word_starts[j], len(read[j])
+        if size == len(tok) or offset >= size:  # a letter of the word, or the space after it
+            return start + len(tok) if offset >= size else start + offset
+        return start if offset < size - 1 else start + len(tok) - 1
+
+    return View(f" {' '.join(read)} ", build=origin, locate=locate)
 
 
 def _spelled_view(runs: list[tuple[str, list[int]]]) -> View:
