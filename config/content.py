@@ -98,6 +98,9 @@ def load_content_pack(path: Path, *, learned: bool = True) -> PackSpec:
     folder = _lexicon_folder(path, folder_name)
     if folder is None:
         raise lines.error("lexicons", f"no lexicon folder {folder_name!r}", after)
+    # the pack's own options first: a mistake there is reported without
+    # compiling some hundred thousand terms
+    learned_hold = _learned(path, str(language), table, lines, after) if learned else None
     t2s = t2s_table() if language == "zh" else MappingProxyType({})
     contexts = _contexts(folder / "contexts.toml")
     categories, rules, spoken, sounding = _categories(folder, [c.name for c in contexts])
@@ -118,7 +121,7 @@ def load_content_pack(path: Path, *, learned: bool = True) -> PackSpec:
         structure=structure,
         t2s=t2s,
         syllables=MappingProxyType(syllables),
-        learned=_learned(path, str(language), table, lines, after) if learned else None,
+        learned=learned_hold,
     )
 
 
