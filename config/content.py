@@ -25,15 +25,18 @@ one :class:`ContentPackError` naming the file, the line and the reason.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import replace
 from functools import cache
-from importlib import resources
+from importlib import metadata, resources
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
 
+from config.content_cache import cached
+from config.content_codec import Compiled, decode_compiled, encode_compiled
 from config.content_homophones import load_homophones, with_homophones
 from config.content_lexicon import (
     KNOWN_LISTS,
@@ -74,6 +77,10 @@ _RULE_KEYS: Final = frozenset(
 )  # fmt: skip
 _CONTEXT_KEYS: Final = frozenset({"terms", "scope", "negated_by"})
 _SPECIAL_FILES: Final = frozenset({"contexts.toml", "structure.toml", "homophones.toml"})
+_COMPILER_SOURCES: Final = (
+    "content.py", "content_codec.py", "content_homophones.py", "content_lexicon.py",
+    "content_model.py", "content_structure.py",
+)  # fmt: skip
 
 
 def load_content_pack(path: Path, *, learned: bool = True) -> PackSpec:
@@ -102,6 +109,32 @@ def load_content_pack(path: Path, *, learned: bool = True) -> PackSpec:
     # compiling some hundred thousand terms
     learned_hold = _learned(path, str(language), table, lines, after) if learned else None
     t2s = t2s_table() if language == "zh" else MappingProxyType({})
+    contexts, categories, rules, structure, syllables = cached(
+        "spec",
+        _compiler_version(),
+        _sources(path, folder),
+        lambda: _compile(folder, str(language), table, lines, after),
+        encode_compiled,
+        decode_compiled,
+    )
+    return PackSpec(
+        name=name,
+        language=str(language),
+        rules=rules,
+        contexts=contexts,
+        categories=categories,
+        structure=structure,
+        t2s=t2s,
+        syllables=MappingProxyType(dict(syllables)),
+        learned=learned_hold,
+    )
+
+
+def _compile(
+    folder: Path, language: str, table: dict[str, Any], lines: Lines, after: int
+) -> Compiled:
+    """The lexicon folder's contexts, categories and rules with their derived
+    spellings, and the structural rules (the slow part of loading a pack)."""
     contexts = _contexts(folder / "contexts.toml")
     categories, rules, spoken, sounding = _categories(folder, [c.name for c in contexts])
     readings, syllables = pinyin_readings(t.text for r in rules if r.id in spoken for t in r.terms)
@@ -112,17 +145,28 @@ def load_content_pack(path: Path, *, learned: bool = True) -> PackSpec:
         homophones = load_homophones(folder / "homophones.toml")
         rules = [with_homophones(r, homophones) if r.id in sounding else r for r in rules]
     structure = load_structure(folder / "structure.toml", table, lines, after)
-    return PackSpec(
-        name=name,
-        language=str(language),
-        rules=tuple(rules),
-        contexts=tuple(contexts),
-        categories=tuple(categories),
-        structure=structure,
-        t2s=t2s,
-        syllables=MappingProxyType(syllables),
-        learned=learned_hold,
-    )
+    return tuple(contexts), tuple(categories), tuple(rules), structure, syllables
+
+
+def _sources(pack: Path, folder: Path) -> list[str]:
+    """Everything a compiled pack depends on besides the code: the pack file
+    and every file of its lexicon folder, by name."""
+    out = [pack.read_text(encoding="utf-8")]
+    for path in sorted(folder.glob("*.toml")):
+        out += [path.name, path.read_text(encoding="utf-8")]
+    return out
+
+
+@cache
+def _compiler_version() -> str:
+    """The code that compiles a pack, and the libraries whose data it uses."""
+    digest = hashlib.sha256()
+    for library in ("opencc", "pypinyin"):
+        digest.update(f"{library}={metadata.version(library)}\x00".encode())
+    here = Path(__file__).resolve().parent
+    for name in _COMPILER_SOURCES:
+        digest.update((here / name).read_bytes())
+    return digest.hexdigest()
 
 
 def _learned(

@@ -1,7 +1,9 @@
 """A file cache for the slow, derived parts of a content pack: pinyin
-readings (pypinyin) and traditional spellings (OpenCC) of some 19,000 terms
-take seconds to compute and never change for the same terms and library
-versions.
+readings (pypinyin) and traditional spellings (OpenCC) of some 19,000 terms,
+the compiled pack itself (``spec``: its rules with every derived spelling,
+keyed by the pack file, every lexicon file and the compiler's source) and
+the automaton keys (``keys``) take seconds to compute and never change for
+the same inputs and library versions.
 
 Entries are plain JSON (never pickle) under ``var/cache/content/`` (or the
 folder in ``LENDSMS_CONTENT_CACHE``; ``off`` disables the cache), one file per

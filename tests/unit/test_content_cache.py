@@ -1,19 +1,26 @@
 """The JSON file cache of derived lexicon data (config/content_cache.py,
-filters/content/keys.py):
+filters/content/keys.py, config/content_codec.py for compiled packs):
 stored once, reused for the same inputs, recomputed when the inputs, the
 library version or the stored file change, never required."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
+from types import MappingProxyType
+from typing import Any
 
 import pytest
 
+from config import content
 from config.content import shipped_content_packs
 from config.content_cache import ENV, KEEP, cached
+from config.content_codec import Compiled, decode_compiled, encode_compiled
 from config.content_lexicon import pinyin_readings, traditional_forms
+from config.content_model import PackSpec
 from filters.content.keys import build_tables, key_tables
 
 
@@ -106,3 +113,74 @@ def test_cached_key_tables_equal_built(tmp_path: Path, monkeypatch: pytest.Monke
     assert key_tables(spec) == built  # computed and stored
     assert key_tables(spec) == built  # read back from JSON
     assert len(list(tmp_path.glob("keys-*.json"))) == 1
+
+
+def _compiled_parts(spec: PackSpec) -> Compiled:
+    return spec.contexts, spec.categories, spec.rules, spec.structure, spec.syllables
+
+
+@pytest.mark.parametrize("pack", ["cn-collection", "us-fdcpa"])
+def test_a_compiled_pack_survives_json(pack: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = content.cached
+
+    def spec_uncached(kind: str, version: str, inputs: list[str], compute: Any, *codec: Any) -> Any:
+        return compute() if kind == "spec" else real(kind, version, inputs, compute, *codec)
+
+    monkeypatch.setattr(content, "cached", spec_uncached)
+    path = Path(content.__file__).with_name("policies") / f"{pack}.toml"
+    compiled = content.load_content_pack(path)  # compiled now, not read from the cache
+    data = json.loads(json.dumps(encode_compiled(_compiled_parts(compiled)), ensure_ascii=False))
+    contexts, categories, rules, structure, syllables = decode_compiled(data)
+    back = replace(
+        compiled, contexts=contexts, categories=categories, rules=rules, structure=structure,
+        syllables=MappingProxyType(syllables),
+    )  # fmt: skip
+    assert back == compiled
+    assert any(t.forms or t.pinyin for r in rules for t in r.terms) == (pack == "cn-collection")
+
+
+def test_a_compiled_pack_is_reused_until_a_file_of_it_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(ENV, str(tmp_path / "cache"))
+    (tmp_path / "policies").mkdir()
+    pack = tmp_path / "policies" / "us-fdcpa.toml"
+    shutil.copy(Path(content.__file__).with_name("policies") / "us-fdcpa.toml", pack)
+    lexicons = tmp_path / "lexicons" / "us-fdcpa"
+    shutil.copytree(Path(content.__file__).with_name("lexicons") / "us-fdcpa", lexicons)
+    real, calls = content._compile, []
+
+    def counting(*args: Any) -> Compiled:
+        calls.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(content, "_compile", counting)
+    first = content.load_content_pack(pack)
+    assert content.load_content_pack(pack) == first and len(calls) == 1  # read back
+    assert len(list((tmp_path / "cache").glob("spec-*.json"))) == 1
+    (lexicons / "20-local.toml").write_text(
+        'category = "local"\nnumber = 0\ntitle = "operator words"\n\n'
+        '[[rules]]\nid = "local.words"\naction = "hold"\nsource = "operator policy"\n'
+        'terms = """\nblueberry pie\n"""\n',
+        encoding="utf-8",
+    )
+    edited = content.load_content_pack(pack)
+    assert len(calls) == 2 and "local.words" in {r.id for r in edited.rules}
+    pack.write_text(pack.read_text(encoding="utf-8") + "\n# a comment\n", encoding="utf-8")
+    content.load_content_pack(pack)
+    assert len(calls) == 3  # the pack file is an input too
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {},
+        {"contexts": [], "categories": [], "rules": [], "structure": {}, "syllables": {}},
+        {"contexts": [], "categories": [], "rules": [{"id": 1}], "structure": {},
+         "syllables": {}},
+        {"contexts": [], "categories": [], "rules": [], "structure": {}, "syllables": {"a": 1}},
+    ],
+)  # fmt: skip
+def test_malformed_compiled_data_is_refused(data: dict[str, Any]) -> None:
+    with pytest.raises((KeyError, TypeError, ValueError)):
+        decode_compiled(data)
