@@ -10,8 +10,8 @@ folder in ``LENDSMS_CONTENT_CACHE``; ``off`` disables the cache), one file per
 key; the key is a SHA-256 of the kind, the library version and the inputs in
 order, so an edited lexicon or an upgraded library simply misses. A missing,
 unreadable or malformed entry is recomputed; a cache that cannot be written
-is skipped. Writes are atomic (temporary file + rename); only the newest
-entries of each kind are kept.
+is skipped. Writes are atomic (temporary file + rename); only the most recently
+used entries of each kind are kept.
 """
 
 from __future__ import annotations
@@ -68,17 +68,29 @@ def cached(
         return compute()
     path = folder / f"{kind}-{_key(kind, version, inputs)}.json"
     try:
-        return decode(json.loads(path.read_text(encoding="utf-8")))
+        found = decode(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         pass
+    else:
+        _touch(path)
+        return found
     result = compute()
     _store(path, encode(result))
     _prune(folder, kind)
     return result
 
 
+def _touch(path: Path) -> None:
+    """Mark an entry as just used: pruning keeps the most recently used."""
+    try:
+        os.utime(path)
+    except OSError:
+        return
+
+
 def _prune(folder: Path, kind: str) -> None:
-    """Keep the newest KEEP entries of a kind (lexicon edits leave old ones)."""
+    """Keep the KEEP most recently used entries of a kind (lexicon edits and
+    packs compiled once, in tests, leave old ones)."""
     try:
         entries = sorted(folder.glob(f"{kind}-*.json"), key=lambda p: p.stat().st_mtime)
         for old in entries[:-KEEP]:

@@ -106,6 +106,19 @@ def test_only_the_newest_entries_are_kept(tmp_path: Path, monkeypatch: pytest.Mo
     assert len(list(tmp_path.glob("test-*.json"))) == KEEP
 
 
+def test_an_entry_in_use_outlives_newer_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(ENV, str(tmp_path))
+    calls, compute = _counting({"a": 1})
+    _run(["in use"], compute)
+    for i in range(KEEP + 3):
+        _run([str(i)], compute)
+        _run(["in use"], compute)  # read back: the most recently used entry
+    assert len(calls) == KEEP + 4  # "in use" was computed once
+    assert len(list(tmp_path.glob("test-*.json"))) == KEEP
+
+
 def test_cached_key_tables_equal_built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     spec = shipped_content_packs()["us-fdcpa"]
     built = build_tables(spec)
