@@ -152,21 +152,31 @@ def words(normalized: str) -> View | None:
     """The word view, or None when the text has no Latin letter at all."""
     if not _HAS_LETTER.search(normalized):
         return None
-    tokens = [(m.group(), m.start()) for m in TOKEN.finditer(normalized)]
-    if not tokens:
+    found = TOKEN.findall(normalized)
+    if not found:
         return View(" ", (0,))
-    if any(len(a) == 1 and len(b) == 1 for (a, _), (b, _) in pairwise(tokens)):
-        return _spelled_view(_spelled_runs(normalized, tokens))  # letters may be spelled out
+    sizes = [len(tok) for tok in found]
+    if 1 in sizes and any(a == 1 == b for a, b in pairwise(sizes)):
+        tokens = _located(normalized, found)  # letters may be spelled out
+        return _spelled_view(_spelled_runs(normalized, tokens))
     # the common text: every token is a word of its own, its characters consecutive
-    folded = normalized.translate(LATIN_FOLD)
     read = [
-        SHORT_FORMS.get(tok) or (folded[start : start + len(tok)] if tok.strip(_NO_LETTER) else tok)
-        for tok, start in tokens
+        SHORT_FORMS.get(tok) or (tok.translate(LATIN_FOLD) if tok.strip(_NO_LETTER) else tok)
+        for tok in found
     ]
+    located: list[tuple[str, int]] = []  # (token, normalised start), found when first asked
+    word_starts: list[int] = []  # view index of each word's first letter
+
+    def tokens() -> list[tuple[str, int]]:
+        if not located:
+            located.extend(_located(normalized, found))
+            word_starts.extend(accumulate([len(w) + 1 for w in read[:-1]], initial=1))
+        return located
 
     def origin() -> tuple[int, ...]:
-        out = [tokens[0][1]]
-        for (tok, start), word in zip(tokens, read, strict=True):
+        at = tokens()
+        out = [at[0][1]]
+        for (tok, start), word in zip(at, read, strict=True):
             end = start + len(tok)
             if len(word) == len(tok):
                 out += range(start, end + 1)  # and the space after it: the index after it
@@ -175,19 +185,31 @@ def words(normalized: str) -> View | None:
                 out += (end - 1, end)
         return tuple(out)
 
-    word_starts = list(accumulate([len(w) + 1 for w in read[:-1]], initial=1))
-
     def locate(index: int) -> int:
+        at = tokens()
         if index == 0:
-            return tokens[0][1]
+            return at[0][1]
         j = bisect_right(word_starts, index) - 1
-        tok, start = tokens[j]
+        tok, start = at[j]
         offset, size = index - word_starts[j], len(read[j])
         if size == len(tok) or offset >= size:  # a letter of the word, or the space after it
             return start + len(tok) if offset >= size else start + offset
         return start if offset < size - 1 else start + len(tok) - 1
 
     return View(f" {' '.join(read)} ", build=origin, locate=locate)
+
+
+def _located(normalized: str, found: list[str]) -> list[tuple[str, int]]:
+    """``found`` (``TOKEN.findall(normalized)``) with the start of each: the
+    text between two tokens holds no token character, so each is the first
+    occurrence of its string after the one before it."""
+    out: list[tuple[str, int]] = []
+    at = 0
+    for tok in found:
+        at = normalized.index(tok, at)
+        out.append((tok, at))
+        at += len(tok)
+    return out
 
 
 def _spelled_view(runs: list[tuple[str, list[int]]]) -> View:
