@@ -49,7 +49,6 @@ _HAS_LETTER: Final = re.compile(r"[a-z]")
 _NO_LETTER: Final = "0123456789@$!"  # every token character that is not a letter
 _GAP_MAX: Final = 3
 BLOCKER: Final = "\x00"
-_BIG: Final = 1 << 62  # sorts after every normalised index
 
 # Look-alikes folded inside Latin words (both in text and in patterns).
 LATIN_FOLD: Final[Mapping[int, str]] = str.maketrans(
@@ -119,15 +118,8 @@ class View:
 
 def squeeze(normalized: str, t2s: Mapping[int, str]) -> View:
     simplified = normalized.translate(t2s) if t2s else normalized
-    runs: list[tuple[int, int]] = []  # (view index, normalised index) where a kept run starts
-
-    def find_runs() -> list[tuple[int, int]]:
-        if not runs:
-            at = 0
-            for m in _KEPT.finditer(simplified):
-                runs.append((at, m.start()))
-                at += m.end() - m.start()
-        return runs
+    view_starts: list[int] = []  # where each kept run starts in the view,
+    starts: list[int] = []  # and in the normalised text (found when first asked)
 
     def origin() -> tuple[int, ...]:
         out: list[int] = []
@@ -136,9 +128,14 @@ def squeeze(normalized: str, t2s: Mapping[int, str]) -> View:
         return tuple(out)
 
     def locate(index: int) -> int:
-        found = find_runs()
-        view_start, start = found[bisect_right(found, (index, _BIG)) - 1]
-        return start + index - view_start
+        if not starts:
+            at = 0
+            for m in _KEPT.finditer(simplified):
+                view_starts.append(at)
+                starts.append(m.start())
+                at += m.end() - m.start()
+        j = bisect_right(view_starts, index) - 1
+        return starts[j] + index - view_starts[j]
 
     return View("".join(_KEPT.findall(simplified)), build=origin, locate=locate)
 
