@@ -35,6 +35,9 @@ _IP_LINK: Final = re.compile(
 # consumerfinance.gov", "12378.gov.cn") is no lender's phishing link.
 _GOVERNMENT: Final = re.compile(r"(?:\A|\.)gov(?:\.[a-z]{2})?\Z")
 _DOTTED_QUAD: Final = re.compile(r"\d\.\d{1,3}\.\d{1,3}\.\d")  # cheap test before _IP_LINK
+# what every host _LINK matches contains: a label's last character, a dot and
+# the first letter of the next label or the TLD (cheap test before _LINK)
+_HOST_DOT: Final = re.compile(r"[a-z0-9]\.[a-z]")
 _AMOUNT: Final = re.compile(
     r"[¥$]\s?\d|\d(?:[\d,]*\d)?(?:\.\d+)?\s?(?:元|块|万|rmb|usd|dollars?\b)"
 )
@@ -60,8 +63,13 @@ class StructureChecker:
         self.s = structure
         self.t2s = t2s
         sig = structure.signature
+        authority = {squeeze_term(t.casefold(), t2s) for t in sig.authority_terms} if sig else set()
+        authority.discard("")
+        # one pattern for the authority words a signature may not contain
         self._authority = (
-            tuple(squeeze_term(t.casefold(), t2s) for t in sig.authority_terms) if sig else ()
+            re.compile("|".join(map(re.escape, sorted(authority, key=len, reverse=True))))
+            if authority
+            else None
         )
         self._markers = {
             ins.rule: tuple(squeeze_term(m.casefold(), t2s) for m in ins.markers)
@@ -122,7 +130,7 @@ class StructureChecker:
         out: list[ContentFinding] = []
         for m in _BRACKETED.finditer(text):  # 【…法院】 anywhere is impersonation
             name = squeeze_term(m.group(1).casefold(), self.t2s)
-            if any(a in name for a in self._authority):
+            if self._authority is not None and self._authority.search(name):
                 out.append(
                     ContentFinding(
                         rules.authority_rule, "impersonation", BLOCK, m.start(), m.end(), m.group()
@@ -146,7 +154,7 @@ class StructureChecker:
         assert r is not None  # noqa: S101 - checked by the caller
         out: list[ContentFinding] = []
         scan = norm.text.replace("。", ".")  # "abc。com" hides a dot; same length
-        for m in _LINK.finditer(scan):
+        for m in _LINK.finditer(scan) if _HOST_DOT.search(scan) else ():
             if m.group("scheme") is None and m.group("tld") not in self._tlds:
                 continue
             host = m.group("host")

@@ -154,8 +154,8 @@ def words(normalized: str) -> View | None:
         return View(" ", (0,))
     sizes = [len(tok) for tok in found]
     if 1 in sizes and any(a == 1 == b for a, b in pairwise(sizes)):
-        tokens = _located(normalized, found)  # letters may be spelled out
-        return _spelled_view(_spelled_runs(normalized, tokens))
+        # letters may be spelled out
+        return _spelled_view(_spelled_runs(normalized, _located(normalized, found)))
     # the common text: every token is a word of its own, its characters consecutive
     read = [
         SHORT_FORMS.get(tok) or (tok.translate(LATIN_FOLD) if tok.strip(_NO_LETTER) else tok)
