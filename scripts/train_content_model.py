@@ -72,7 +72,7 @@ CORPORA = (
     ROOT / "tests/corpus/heldout_v10.jsonl",  # blind until 2026-11-29 01:38 UTC
     ROOT / "tests/corpus/heldout_v11.jsonl",  # blind until 2026-11-29 02:46 UTC
 )
-BLIND = ("heldout_v12", "heldout_v13")  # v12: measured, released, not yet trained on; v13 blind
+BLIND = ("heldout_v12", "heldout_v13", "heldout_v14")  # v12: released, untrained; v13-14 blind
 # Stop cases that the structural rules or the recipient decide, whatever the
 # wording: a model trained on them as stops learns that a neutral reminder
 # with a link, without a 【signature】 or sent to a contact is abusive.
