@@ -17,10 +17,10 @@ threshold kept is the one that maximises the combination's CV recall with its
 CV false stops <= 1 % (ties: the lowest threshold, i.e. the highest
 classifier-alone recall). Then it fits on all data and writes the model file.
 
-Never give it the blind sets (``tests/corpus/heldout_v13.jsonl`` and
-``heldout_v14.jsonl``, see their HELDOUT_V*.md): it refuses any file named in ``BLIND``. When
-a set is released for tuning, move it from ``BLIND`` to ``CORPORA`` and write a
-new blind set first.
+Never give it the blind set (``tests/corpus/heldout_v14.jsonl``, see its
+HELDOUT_V14.md) nor a set measured but not yet trained on: it refuses any
+file named in ``BLIND``. When a set is released for tuning, move it from
+``BLIND`` to ``CORPORA`` and write a new blind set first.
 
 Training needs numpy (a transitive dependency in .venv); scoring does not.
 """
@@ -73,7 +73,7 @@ CORPORA = (
     ROOT / "tests/corpus/heldout_v11.jsonl",  # blind until 2026-11-29 02:46 UTC
     ROOT / "tests/corpus/heldout_v12.jsonl",  # blind until 2026-11-29 05:27 UTC
 )
-BLIND = ("heldout_v13", "heldout_v14")  # both blind
+BLIND = ("heldout_v13", "heldout_v14")  # v13: measured, released, not yet trained on; v14 blind
 # Stop cases that the structural rules or the recipient decide, whatever the
 # wording: a model trained on them as stops learns that a neutral reminder
 # with a link, without a 【signature】 or sent to a contact is abusive.
