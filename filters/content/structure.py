@@ -20,14 +20,17 @@ _LEADING: Final = re.compile(r"\A\s*【([^【】\n]{0,40})】")
 _TRAILING: Final = re.compile(r"【([^【】\n]{0,40})】\s*\Z")
 _BRACKETED: Final = re.compile(r"【([^【】\n]{0,40})】")
 _CHINESE: Final = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+# a link's host; after a scheme, user information before "@" is skipped: in
+# "https://lender.com@other.cn/x" the browser goes to other.cn
 _LINK: Final = re.compile(
-    r"(?<![\w@.-])(?P<scheme>https?://)?(?P<host>(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+"
+    r"(?<![\w@.-])(?:(?P<scheme>https?://)(?:[^\s/?#@]*@)?)?"
+    r"(?P<host>(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+"
     r"(?P<tld>[a-z]{2,24}))(?![\w@-])(?::\d{1,5})?(?:[/?#][^\s\u3000-\u303f\uff00-\uffef]*)?"
 )
 # a raw IPv4 host: with a scheme, a port or a path (so "1.2.3.4" alone, a
 # version or an amount, is no link)
 _IP_LINK: Final = re.compile(
-    r"(?<![\w@.-])(?:(?P<scheme>https?://)(?P<host>\d{1,3}(?:\.\d{1,3}){3})(?![\w.-])"
+    r"(?<![\w@.-])(?:(?P<scheme>https?://)(?:[^\s/?#@]*@)?(?P<host>\d{1,3}(?:\.\d{1,3}){3})(?![\w.-])"
     r"|(?P<bare>\d{1,3}(?:\.\d{1,3}){3})(?=[:/]\w))(?::\d{1,5})?(?:[/?#][^\s\u3000-\u303f\uff00-\uffef]*)?"
 )
 # Government registries are closed to the public (.gov, .gov.cn, .gov.uk…): a

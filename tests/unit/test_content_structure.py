@@ -110,8 +110,15 @@ def test_links_only_to_the_clients_domains(cn: ContentFilter, us: ContentFilter)
     result = cn.check(text, MessageContext("repayment_reminder"))
     assert rules(result) == ["cn.structure.link_domain"]
     assert text[result.findings[0].start or 0 : result.findings[0].end].startswith("https://app")
-    for bad in ("【易贷通】点击 yidaitong-pay.top/x 还款", "【易贷通】还款请访问 www.evil。com"):
+    for bad in (
+        "【易贷通】点击 yidaitong-pay.top/x 还款",
+        "【易贷通】还款请访问 www.evil。com",
+        "【易贷通】退款请登录 https://yidaitong.cn@refund-ydt.cn/tk 申请",  # user information
+        "【易贷通】退款请登录 http://app.yidaitong.cn:pw@refund-ydt.cn 申请",
+        "【易贷通】退款请登录 https://yidaitong.cn@203.0.113.9/tk 申请",
+    ):
         assert rules(cn.check(bad, mine)) == ["cn.structure.link_domain"], bad
+    assert cn.check("【易贷通】请登录 https://u@app.yidaitong.cn/pay 还款。", mine).decision is None
     # e-mail addresses, amounts and dates are not links
     fine = "Bright Loans: mail li_na2020@example.net, $1,086.40 due 12.08. Reply STOP to opt out."
     assert us.check(fine, MessageContext("overdue_notice")).decision is None
