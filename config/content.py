@@ -25,17 +25,16 @@ one :class:`ContentPackError` naming the file, the line and the reason.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import replace
 from functools import cache
-from importlib import metadata, resources
+from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
 
-from config.content_cache import cached
+from config.content_cache import cached, code_version
 from config.content_codec import Compiled, decode_compiled, encode_compiled
 from config.content_homophones import load_homophones, with_homophones
 from config.content_lexicon import (
@@ -160,13 +159,8 @@ def _sources(pack: Path, folder: Path) -> list[str]:
 @cache
 def _compiler_version() -> str:
     """The code that compiles a pack, and the libraries whose data it uses."""
-    digest = hashlib.sha256()
-    for library in ("opencc", "pypinyin"):
-        digest.update(f"{library}={metadata.version(library)}\x00".encode())
     here = Path(__file__).resolve().parent
-    for name in _COMPILER_SOURCES:
-        digest.update((here / name).read_bytes())
-    return digest.hexdigest()
+    return code_version(("opencc", "pypinyin"), (here / name for name in _COMPILER_SOURCES))
 
 
 def _learned(

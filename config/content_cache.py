@@ -21,10 +21,11 @@ import json
 import os
 import tempfile
 from collections.abc import Callable, Iterable
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
-__all__ = ["cache_dir", "cached"]
+__all__ = ["cache_dir", "cached", "code_version"]
 
 ENV: Final = "LENDSMS_CONTENT_CACHE"
 DEFAULT_DIR: Final = Path("var/cache/content")
@@ -32,6 +33,17 @@ _FORMAT: Final = 1  # bump when the stored shape changes
 KEEP: Final = 8  # entries kept per kind (every pack has its own)
 
 T = TypeVar("T")
+
+
+def code_version(libraries: Iterable[str], sources: Iterable[Path]) -> str:
+    """A ``version`` for :func:`cached`: the installed versions of
+    ``libraries`` and the bytes of the ``sources`` that derive an entry."""
+    digest = hashlib.sha256()
+    for library in libraries:
+        digest.update(f"{library}={metadata.version(library)}\x00".encode())
+    for path in sources:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def cache_dir() -> Path | None:

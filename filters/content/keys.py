@@ -11,17 +11,15 @@ reading, and by the source of the code that turns terms into keys.
 from __future__ import annotations
 
 import enum
-import hashlib
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache, lru_cache
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Final
 
-from config.content_cache import cached
+from config.content_cache import cached, code_version
 from config.content_model import PackSpec, Term
 from filters.content.views import SHORT_FORMS, TOKEN, latin_fold, squeeze_term, word_key
 from filters.normalize import normalize
@@ -213,11 +211,10 @@ def _fingerprint(spec: PackSpec) -> Iterator[str]:
 @cache
 def _builder_version() -> str:
     """The source of the code that makes keys, and the OpenCC data behind ``t2s``."""
-    digest = hashlib.sha256(metadata.version("opencc").encode())
     here = Path(__file__).resolve()
-    for path in (here, here.with_name("views.py"), here.parents[1] / "normalize.py"):
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
+    return code_version(
+        ("opencc",), (here, here.with_name("views.py"), here.parents[1] / "normalize.py")
+    )
 
 
 def _encode(tables: Tables) -> dict[str, Any]:
