@@ -127,8 +127,13 @@ class ContentFilter:
         contexts: dict[int, list[tuple[_Place, RawHit]]] = defaultdict(list)
         partners: dict[int, list[tuple[_Place, RawHit]]] = defaultdict(list)
         candidates: list[tuple[RawHit, _Place]] = []
+        places: dict[int, _Place] = {}  # several entries often share a start
         for hit in raw:
-            place = _Place(bounds.clause(hit.start), bounds.sentence(hit.start))
+            place = places.get(hit.start)
+            if place is None:
+                place = places[hit.start] = _Place(
+                    bounds.clause(hit.start), bounds.sentence(hit.start)
+                )
             if hit.entry.kind is Kind.CONTEXT:
                 contexts[hit.entry.ref].append((place, hit))
             elif hit.entry.kind is Kind.WITH:
@@ -255,6 +260,8 @@ def _order(f: ContentFinding) -> tuple[int, int, str]:
 def _merge_overlaps(findings: list[ContentFinding]) -> list[ContentFinding]:
     """Within one rule, overlapping hits become one finding ("坐牢" in "让你坐牢",
     "起诉" and "诉讼" in "提起诉讼")."""
+    if len(findings) < 2:
+        return findings
     by_rule: dict[str, list[ContentFinding]] = defaultdict(list)
     for f in findings:
         by_rule[f.rule].append(f)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from collections.abc import Callable, Mapping
-from itertools import accumulate, pairwise
+from itertools import accumulate
 from typing import Final
 
 __all__ = [
@@ -60,6 +60,13 @@ LATIN_FOLD: Final[Mapping[int, str]] = str.maketrans(
 # Chat spellings of whole words, read as the word in text and in patterns
 # alike ("call ur boss", "we know where u live").
 SHORT_FORMS: Final[Mapping[str, str]] = {"u": "you", "ur": "your", "yr": "your", "abt": "about"}
+# Two tokens of one character in a row ("k i l l", "1 0"): maybe spelled out.
+_SPELLED: Final = re.compile(r"(?<![^ ])[^ ] [^ ](?![^ ])")
+# A token that ``words`` reads otherwise than by folding it: a chat spelling,
+# or one without a letter ("10", "$5"), which is never folded.
+_READ_APART: Final = re.compile(
+    rf"(?<![^ ])(?:[{re.escape(_NO_LETTER)}]+|{'|'.join(map(re.escape, SHORT_FORMS))})(?![^ ])"
+)
 
 
 def latin_fold(word: str) -> str:
@@ -152,33 +159,31 @@ def words(normalized: str) -> View | None:
     found = TOKEN.findall(normalized)
     if not found:
         return View(" ", (0,))
-    sizes = [len(tok) for tok in found]
-    if 1 in sizes and any(a == 1 == b for a, b in pairwise(sizes)):
-        # letters may be spelled out
+    joined = " ".join(found)
+    if _SPELLED.search(joined):  # letters may be spelled out
         return _spelled_view(_spelled_runs(normalized, _located(normalized, found)))
     # the common text: every token is a word of its own, its characters consecutive
-    read = [
-        SHORT_FORMS.get(tok) or (tok.translate(LATIN_FOLD) if tok.strip(_NO_LETTER) else tok)
-        for tok in found
-    ]
+    text = f" {_read(joined)} "
     located: list[tuple[str, int]] = []  # (token, normalised start), found when first asked
+    read: list[int] = []  # the length of each word in the view
     word_starts: list[int] = []  # view index of each word's first letter
 
     def tokens() -> list[tuple[str, int]]:
         if not located:
             located.extend(_located(normalized, found))
-            word_starts.extend(accumulate([len(w) + 1 for w in read[:-1]], initial=1))
+            read.extend(len(SHORT_FORMS.get(tok, tok)) for tok in found)
+            word_starts.extend(accumulate([size + 1 for size in read[:-1]], initial=1))
         return located
 
     def origin() -> tuple[int, ...]:
         at = tokens()
         out = [at[0][1]]
-        for (tok, start), word in zip(at, read, strict=True):
+        for (tok, start), size in zip(at, read, strict=True):
             end = start + len(tok)
-            if len(word) == len(tok):
+            if size == len(tok):
                 out += range(start, end + 1)  # and the space after it: the index after it
             else:  # a chat spelling: every letter of the long form points into the short one
-                out += [start] * (len(word) - 1)
+                out += [start] * (size - 1)
                 out += (end - 1, end)
         return tuple(out)
 
@@ -188,12 +193,28 @@ def words(normalized: str) -> View | None:
             return at[0][1]
         j = bisect_right(word_starts, index) - 1
         tok, start = at[j]
-        offset, size = index - word_starts[j], len(read[j])
+        offset, size = index - word_starts[j], read[j]
         if size == len(tok) or offset >= size:  # a letter of the word, or the space after it
             return start + len(tok) if offset >= size else start + offset
         return start if offset < size - 1 else start + len(tok) - 1
 
-    return View(f" {' '.join(read)} ", build=origin, locate=locate)
+    return View(text, build=origin, locate=locate)
+
+
+def _read(joined: str) -> str:
+    """The tokens (joined by single spaces) as the word view reads them:
+    folded, but a chat spelling as its word and a token without a letter
+    ("10", "$5") as it is."""
+    if _READ_APART.search(joined) is None:
+        return joined.translate(LATIN_FOLD)
+    pieces: list[str] = []
+    done = 0
+    for m in _READ_APART.finditer(joined):
+        pieces.append(joined[done : m.start()].translate(LATIN_FOLD))
+        pieces.append(SHORT_FORMS.get(m.group(), m.group()))
+        done = m.end()
+    pieces.append(joined[done:].translate(LATIN_FOLD))
+    return "".join(pieces)
 
 
 def _located(normalized: str, found: list[str]) -> list[tuple[str, int]]:

@@ -4,10 +4,12 @@ every index (filters/content/views.py); it must give what the full
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from filters.content.views import SHORT_FORMS, squeeze, words
+from filters.content.views import LATIN_FOLD, SHORT_FORMS, TOKEN, squeeze, words
 from filters.normalize import normalize
 
 PIECES = [
@@ -48,3 +50,24 @@ def test_chat_spellings_point_into_the_short_form() -> None:
     long_start = view.text.index(SHORT_FORMS["ur"])
     assert [view.at(long_start + k) for k in range(5)] == [5, 5, 5, 6, 7]
     assert view.at(0) == 0 and view.at(len(view.text) - 1) == len(text)
+
+
+def _read_one_by_one(token: str) -> str:
+    """How the word view reads one token: a chat spelling as its word, a
+    token with a letter folded, one without ("10", "$5") as it is."""
+    if token in SHORT_FORMS:
+        return SHORT_FORMS[token]
+    return token.translate(LATIN_FOLD) if any(c.isalpha() for c in token) else token
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(PIECES), min_size=1, max_size=14))
+def test_the_word_view_reads_each_token_as_it_would_alone(parts: list[str]) -> None:
+    """The view folds the joined tokens at once where it can: the result must
+    be each token read on its own (texts without letters spelled out)."""
+    text = _text(parts)
+    found = TOKEN.findall(text)
+    view = words(text)
+    if view is None or any(len(a) == 1 == len(b) for a, b in pairwise(found)):
+        return
+    assert view.text == f" {' '.join(map(_read_one_by_one, found))} "
