@@ -8,10 +8,13 @@ the same inputs and library versions.
 Entries are plain JSON (never pickle) under ``var/cache/content/`` (or the
 folder in ``LENDSMS_CONTENT_CACHE``; ``off`` disables the cache), one file per
 key; the key is a SHA-256 of the kind, the library version and the inputs in
-order, so an edited lexicon or an upgraded library simply misses. A missing,
-unreadable or malformed entry is recomputed; a cache that cannot be written
-is skipped. Writes are atomic (temporary file + rename); only the most recently
-used entries of each kind are kept.
+order, so an edited lexicon or an upgraded library simply misses. A file's
+first line is the SHA-256 of the JSON after it: an entry whose bytes are not
+the ones written (truncated, damaged) is not used, so a decoder may trust the
+shape of what it reads and decode it lazily. A missing, unreadable or
+malformed entry is recomputed; a cache that cannot be written is skipped.
+Writes are atomic (temporary file + rename); only the most recently used
+entries of each kind are kept.
 """
 
 from __future__ import annotations
@@ -25,11 +28,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
-__all__ = ["cache_dir", "cached", "code_version"]
+__all__ = ["cache_dir", "cached", "code_version", "read_entry"]
 
 ENV: Final = "LENDSMS_CONTENT_CACHE"
 DEFAULT_DIR: Final = Path("var/cache/content")
-_FORMAT: Final = 1  # bump when the stored shape changes
+_FORMAT: Final = 2  # bump when the stored shape changes (2: the digest line)
 KEEP: Final = 8  # entries kept per kind (every pack has its own)
 
 T = TypeVar("T")
@@ -80,7 +83,7 @@ def cached(
         return compute()
     path = folder / f"{kind}-{_key(kind, version, inputs)}.json"
     try:
-        found = decode(json.loads(path.read_text(encoding="utf-8")))
+        found = decode(read_entry(path))
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         pass
     else:
@@ -90,6 +93,15 @@ def cached(
     _store(path, encode(result))
     _prune(folder, kind)
     return result
+
+
+def read_entry(path: Path) -> Any:
+    """An entry's JSON data; ValueError unless its bytes match its digest."""
+    raw = path.read_bytes()
+    head, _, body = raw.partition(b"\n")
+    if head != b"sha256:" + hashlib.sha256(body).hexdigest().encode():
+        raise ValueError(f"{path.name}: digest mismatch")
+    return json.loads(body)
 
 
 def _touch(path: Path) -> None:
@@ -114,10 +126,12 @@ def _prune(folder: Path, kind: str) -> None:
 def _store(path: Path, data: Any) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                json.dump(data, out, ensure_ascii=False, separators=(",", ":"))
+            with os.fdopen(fd, "wb") as out:
+                out.write(b"sha256:" + hashlib.sha256(body).hexdigest().encode() + b"\n")
+                out.write(body)
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

@@ -5,7 +5,11 @@ with the entries it stands for.
 Building them (normalising ~60,000 forms, gluing multi-word Latin phrases)
 takes most of a pack's compile time, so the tables are cached as JSON
 (:mod:`config.content_cache`) keyed by a fingerprint of every term, form and
-reading, and by the source of the code that turns terms into keys.
+reading, and by the source of the code that turns terms into keys. Read back,
+a table has its keys at once and decodes the value of a key only when it is
+first asked for (:class:`LazyTable`): most keys never match in a process's
+life, and making an object for every entry of ~400,000 keys took most of a
+start-up.
 """
 
 from __future__ import annotations
@@ -13,11 +17,11 @@ from __future__ import annotations
 import enum
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Generic, TypeVar
 
 from config.content_cache import cached, code_version
 from config.content_model import PackSpec, Term
@@ -29,7 +33,9 @@ __all__ = [
     "MIN_PINYIN_KEY",
     "Entry",
     "GluedTable",
+    "KeyTables",
     "Kind",
+    "LazyTable",
     "Shape",
     "Tables",
     "build_tables",
@@ -80,6 +86,39 @@ class Shape:
 GluedTable = dict[str, list[tuple[Shape, list[Entry]]]]
 # squeezed, latin (word view), spoken (pinyin), glued (word view without spaces)
 Tables = tuple[Table, Table, Table, GluedTable]
+Shapes = list[tuple[Shape, list[Entry]]]
+# the same, read-only: built (dicts) or read back from the cache (lazy)
+KeyTables = tuple[
+    Mapping[str, list[Entry]], Mapping[str, list[Entry]], Mapping[str, list[Entry]],
+    Mapping[str, Shapes],
+]  # fmt: skip
+
+V = TypeVar("V")
+
+
+class LazyTable(Mapping[str, V], Generic[V]):
+    """A key table read back from the cache: ``keys`` in order, and for each a
+    reference (``refs[i]``) that ``decode`` turns into its value, once (the
+    decoder memoises). Equal to the built table it was stored from."""
+
+    __slots__ = ("_index", "decode", "keys_", "refs")
+
+    def __init__(self, keys: list[str], refs: list[int], decode: Callable[[int], V]) -> None:
+        self.keys_ = keys
+        self.refs = refs
+        self.decode = decode
+        self._index: dict[str, int] | None = None  # for lookups by key (tools, tests)
+
+    def __getitem__(self, key: str) -> V:
+        if self._index is None:
+            self._index = {k: i for i, k in enumerate(self.keys_)}
+        return self.decode(self.refs[self._index[key]])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys_)
+
+    def __len__(self) -> int:
+        return len(self.keys_)
 
 
 def glued_keys(phrase: str, *, prefix: bool, fold: Callable[[str], str]) -> list[tuple[str, Shape]]:
@@ -151,12 +190,14 @@ def _enumerated(
     ]
 
 
-def key_tables(spec: PackSpec) -> Tables:
-    """The key tables of ``spec``, from the cache when nothing changed."""
-    return cached(
-        "keys", _builder_version(), list(_fingerprint(spec)), lambda: build_tables(spec),
-        _encode, _decode,
-    )  # fmt: skip
+def key_tables(spec: PackSpec) -> KeyTables:
+    """The key tables of ``spec`` (squeezed, latin, spoken, glued), from the
+    cache when nothing changed (then as :class:`LazyTable`)."""
+
+    def build() -> KeyTables:
+        return build_tables(spec)
+
+    return cached("keys", _builder_version(), list(_fingerprint(spec)), build, _encode, _decode)
 
 
 def build_tables(spec: PackSpec) -> Tables:
@@ -217,7 +258,7 @@ def _builder_version() -> str:
     )
 
 
-def _encode(tables: Tables) -> dict[str, Any]:
+def _encode(tables: KeyTables) -> dict[str, Any]:
     """Each distinct entry and each distinct entry list once; tables name
     their keys and list numbers (the glued table: per key, its shapes as
     ``[ends, fixed, prefix, list number, splits or None]``)."""
@@ -254,21 +295,38 @@ def _encode(tables: Tables) -> dict[str, Any]:
     }
 
 
-def _decode(data: Any) -> Tables:
+def _decode(data: Any) -> KeyTables:
+    """Lazy tables over the stored data (whose shape the cache's digest vouches
+    for: it is what :func:`_encode` wrote). Each entry and each entry list is
+    made once, when a key that holds it is first asked for."""
     kinds = tuple(Kind)
-    entries = [Entry(kinds[k], int(r), str(t)) for k, r, t in data["entries"]]
-    groups = [[entries[i] for i in g] for g in data["groups"]]
-    squeezed, latin, spoken = (
-        dict(zip(t["keys"], [groups[g] for g in t["groups"]], strict=True)) for t in data["tables"]
-    )
-    glued = {
-        key: [
-            (Shape(frozenset(ends), frozenset(fixed), bool(prefix), _splits(splits)), groups[g])
-            for ends, fixed, prefix, g, splits in listed
+    raw_entries, raw_groups = data["entries"], data["groups"]
+
+    @cache
+    def entry(i: int) -> Entry:
+        kind, ref, term = raw_entries[i]
+        return Entry(kinds[kind], ref, term)
+
+    @cache
+    def group(g: int) -> list[Entry]:
+        return [entry(i) for i in raw_groups[g]]
+
+    shape_lists = data["glued"]["shapes"]
+
+    @cache
+    def shapes(i: int) -> Shapes:
+        return [
+            (Shape(frozenset(ends), frozenset(fixed), bool(prefix), _splits(splits)), group(g))
+            for ends, fixed, prefix, g, splits in shape_lists[i]
         ]
-        for key, listed in zip(data["glued"]["keys"], data["glued"]["shapes"], strict=True)
-    }
-    return squeezed, latin, spoken, glued
+
+    squeezed, latin, spoken = (LazyTable(t["keys"], t["groups"], group) for t in data["tables"])
+    glued_keys_ = data["glued"]["keys"]
+    if not (len(glued_keys_) == len(shape_lists) and all(
+        len(t["keys"]) == len(t["groups"]) for t in data["tables"]
+    )):  # fmt: skip
+        raise ValueError("a stored key table has not one value per key")
+    return squeezed, latin, spoken, LazyTable(glued_keys_, list(range(len(glued_keys_))), shapes)
 
 
 def _splits(data: Any) -> frozenset[frozenset[int]] | None:

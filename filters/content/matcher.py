@@ -5,14 +5,14 @@ automaton matches into spans of the normalised text."""
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from itertools import accumulate
 from typing import Any, Generic, NamedTuple, TypeVar
 
 import ahocorasick
 
 from config.content_model import PackSpec
-from filters.content.keys import Entry, Kind, Shape, key_tables
+from filters.content.keys import Entry, Kind, LazyTable, Shape, key_tables
 from filters.content.views import (
     View,
     has_latin_between,
@@ -37,27 +37,34 @@ class RawHit(NamedTuple):
 
 class _Automaton(Generic[V]):
     """An integer automaton (fast to build: no Python object per key) and the
-    key length and value behind each number."""
+    key length and value behind each number: ``decode(refs[i])``, so that a
+    table read from the cache decodes a value only when it first matches."""
 
-    __slots__ = ("auto", "sizes", "values")
+    __slots__ = ("auto", "decode", "refs", "sizes")
 
     def __init__(self, keys: Mapping[str, V]) -> None:
+        # private: never changed after the build
+        self.decode: Callable[[int], V]
+        if isinstance(keys, LazyTable):
+            ordered, self.refs, self.decode = keys.keys_, keys.refs, keys.decode
+        else:
+            ordered, self.refs = list(keys), list(range(len(keys)))
+            self.decode = list(keys.values()).__getitem__
         self.auto: Any = ahocorasick.Automaton(ahocorasick.STORE_INTS)
-        for i, key in enumerate(keys):
+        for i, key in enumerate(ordered):
             self.auto.add_word(key, i)
         self.auto.make_automaton()
-        self.sizes = list(map(len, keys))
-        self.values = list(keys.values())  # private: never changed after the build
+        self.sizes = list(map(len, ordered))
 
     def iter(self, text: str) -> Iterator[tuple[int, int, V]]:
-        sizes, values = self.sizes, self.values
+        sizes, refs, decode = self.sizes, self.refs, self.decode
         for end, i in self.auto.iter(text):
-            yield end, sizes[i], values[i]
+            yield end, sizes[i], decode(refs[i])
 
     def found(self, text: str) -> list[tuple[int, int, V]]:
         """Like :meth:`iter`, as a list (empty: nothing to set up for)."""
-        sizes, values = self.sizes, self.values
-        return [(end, sizes[i], values[i]) for end, i in self.auto.iter(text)]
+        sizes, refs, decode = self.sizes, self.refs, self.decode
+        return [(end, sizes[i], decode(refs[i])) for end, i in self.auto.iter(text)]
 
 
 def _automaton(keys: Mapping[str, V]) -> _Automaton[V] | None:

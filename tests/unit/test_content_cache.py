@@ -18,6 +18,7 @@ import pytest
 from config import content
 from config.content import shipped_content_packs
 from config.content_cache import ENV, KEEP, cached
+from config.content_cache import read_entry as stored_data
 from config.content_codec import Compiled, decode_compiled, encode_compiled
 from config.content_lexicon import pinyin_readings, traditional_forms
 from config.content_model import PackSpec
@@ -47,7 +48,7 @@ def test_stored_once_and_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert _run(["x", "y"], compute) == {"a": 1}
     assert len(calls) == 1
     (entry,) = tmp_path.glob("test-*.json")
-    assert json.loads(entry.read_text(encoding="utf-8")) == {"a": 1}
+    assert stored_data(entry) == {"a": 1}
 
 
 def test_other_inputs_or_version_miss(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -68,7 +69,26 @@ def test_malformed_entry_is_recomputed(tmp_path: Path, monkeypatch: pytest.Monke
     entry.write_text("{not json", encoding="utf-8")
     assert _run(["x"], compute) == {"a": 1}
     assert len(calls) == 2
-    assert json.loads(entry.read_text(encoding="utf-8")) == {"a": 1}
+    assert stored_data(entry) == {"a": 1}
+
+
+def test_an_entry_whose_bytes_changed_is_recomputed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Valid JSON after its digest line is still not trusted when it is not
+    what was written (decoders rely on the shape they wrote)."""
+    monkeypatch.setenv(ENV, str(tmp_path))
+    calls, compute = _counting({"a": 1})
+    _run(["x"], compute)
+    (entry,) = tmp_path.glob("test-*.json")
+    head, _, body = entry.read_bytes().partition(b"\n")
+    assert head.startswith(b"sha256:") and json.loads(body) == {"a": 1}
+    entry.write_bytes(head + b"\n" + body.replace(b"1", b"2"))
+    assert _run(["x"], compute) == {"a": 1}
+    assert len(calls) == 2
+    entry.write_bytes(head + b"\n" + body[:-1])  # truncated
+    assert _run(["x"], compute) == {"a": 1}
+    assert len(calls) == 3
 
 
 def test_off_and_unwritable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
