@@ -1,6 +1,10 @@
 """The key tables of a pack's automata: every written form of every term
 (rules, co-occurring terms, allow-contexts) as the key it has in each view,
-with the entries it stands for.
+with the entries it stands for. A Chinese term has keys in the squeezed view
+(and its pinyin readings in the pinyin view); a Latin term has one key in the
+glued view, the word view without its spaces, with the shape that says which
+word ends of the text may fall inside it (``glued_keys``): one scan finds a
+phrase written with its words apart or run together ("kill you", "killyou").
 
 Building them (normalising ~60,000 forms, gluing multi-word Latin phrases)
 takes most of a pack's compile time, so the tables are cached as JSON
@@ -25,7 +29,7 @@ from typing import Any, Final, Generic, TypeVar
 
 from config.content_cache import cached, code_version
 from config.content_model import PackSpec, Term
-from filters.content.views import SHORT_FORMS, TOKEN, latin_fold, squeeze_term, word_key
+from filters.content.views import SHORT_FORMS, TOKEN, latin_fold, squeeze_term
 from filters.normalize import normalize
 
 __all__ = [
@@ -70,7 +74,8 @@ class Shape:
 
     ``ends``: where the phrase's words end inside the key ("killyou": 4);
     ``fixed``: the ends that gluing never removes (between two tokens of one
-    written word, "don't"); ``prefix``: the phrase is a prefix pattern.
+    written word, "don't"; every end of a phrase longer than
+    MAX_GLUED_WORDS); ``prefix``: the phrase is a prefix pattern.
     ``splits``: for a phrase with a chat spelling ("u") or a token without a
     letter ("3 a m", "$"), whose key depends on how it is glued (a glued word
     is read and folded as one word), the exact sets of inner word ends that
@@ -84,14 +89,11 @@ class Shape:
 
 
 GluedTable = dict[str, list[tuple[Shape, list[Entry]]]]
-# squeezed, latin (word view), spoken (pinyin), glued (word view without spaces)
-Tables = tuple[Table, Table, Table, GluedTable]
+# squeezed, spoken (pinyin), glued (word view without spaces)
+Tables = tuple[Table, Table, GluedTable]
 Shapes = list[tuple[Shape, list[Entry]]]
 # the same, read-only: built (dicts) or read back from the cache (lazy)
-KeyTables = tuple[
-    Mapping[str, list[Entry]], Mapping[str, list[Entry]], Mapping[str, list[Entry]],
-    Mapping[str, Shapes],
-]  # fmt: skip
+KeyTables = tuple[Mapping[str, list[Entry]], Mapping[str, list[Entry]], Mapping[str, Shapes]]
 
 V = TypeVar("V")
 
@@ -122,33 +124,32 @@ class LazyTable(Mapping[str, V], Generic[V]):
 
 
 def glued_keys(phrase: str, *, prefix: bool, fold: Callable[[str], str]) -> list[tuple[str, Shape]]:
-    """The keys of a Latin phrase of 2 to MAX_GLUED_WORDS words in the glued
-    view (the word view without its spaces), with their shapes.
+    """The keys of a Latin term in the glued view (the word view without its
+    spaces), with their shapes.
 
     Letters spelled out with spaces ("k i l l y o u") run words together, so a
-    phrase must match however its neighbouring words are glued. The scan
-    (``filters.content.matcher``) accepts a glued match whose word ends in the
-    text fit the shape; the phrase exactly as written is the word view's own
-    key (:func:`word_key`), not repeated here. An ordinary phrase has one
-    glued key, not one per way of gluing it (2^(n-1)); a phrase whose key
-    changes with the gluing gets one key per distinct result."""
+    phrase of up to MAX_GLUED_WORDS words matches however its neighbouring
+    words are glued, and as written; a longer one only as written. The scan
+    (``filters.content.matcher``) accepts a match whose word ends in the text
+    fit the shape. An ordinary phrase has one key, not one per way of gluing
+    it (2^(n-1)); a phrase whose key changes with the gluing gets one key per
+    distinct result."""
     chunks = phrase.split()
-    if not 1 < len(chunks) <= MAX_GLUED_WORDS:
-        return []
     tokens: list[tuple[str, bool]] = []  # (token, an end that gluing removes before it)
     for chunk in chunks:
         tokens += [(tok, i == 0) for i, tok in enumerate(TOKEN.findall(chunk))]
-    if len(tokens) < 2:
+    if not tokens:
         return []
+    gluable = len(chunks) <= MAX_GLUED_WORDS
     if _special([t for t, _ in tokens]):
-        return _enumerated(chunks, prefix, fold)
+        return _enumerated(chunks, prefix, fold, glue=gluable)
     ends: list[int] = []
     fixed: list[int] = []
     at = 0
     for j, (tok, _) in enumerate(tokens[:-1]):
         at += len(tok)  # the fold maps one character to one: lengths stay
         ends.append(at)
-        if not tokens[j + 1][1]:
+        if not (gluable and tokens[j + 1][1]):
             fixed.append(at)
     key = fold("".join(t for t, _ in tokens))
     return [(key, Shape(frozenset(ends), frozenset(fixed), prefix))]
@@ -167,13 +168,14 @@ def _special(tokens: list[str]) -> bool:
 
 
 def _enumerated(
-    chunks: list[str], prefix: bool, fold: Callable[[str], str]
+    chunks: list[str], prefix: bool, fold: Callable[[str], str], *, glue: bool
 ) -> list[tuple[str, Shape]]:
-    """Every way of gluing neighbouring words, each read as the word view reads
-    a text word (its chat spelling expanded, folded), grouped by key."""
+    """Every way of gluing neighbouring words (``glue``; else only the words
+    apart), each read as the word view reads a text word (its chat spelling
+    expanded, folded), grouped by key."""
     splits: dict[str, set[frozenset[int]]] = defaultdict(set)
-    every = (1 << (len(chunks) - 1)) - 1
-    for mask in range(every):  # ``every``: nothing glued, the word view's own key
+    apart = (1 << (len(chunks) - 1)) - 1  # a space between every two words
+    for mask in range(apart + 1) if glue else (apart,):
         variant = chunks[0] + "".join(
             (" " if mask >> i & 1 else "") + chunk for i, chunk in enumerate(chunks[1:])
         )
@@ -191,7 +193,7 @@ def _enumerated(
 
 
 def key_tables(spec: PackSpec) -> KeyTables:
-    """The key tables of ``spec`` (squeezed, latin, spoken, glued), from the
+    """The key tables of ``spec`` (squeezed, spoken, glued), from the
     cache when nothing changed (then as :class:`LazyTable`)."""
 
     def build() -> KeyTables:
@@ -202,7 +204,6 @@ def key_tables(spec: PackSpec) -> KeyTables:
 
 def build_tables(spec: PackSpec) -> Tables:
     squeezed: Table = defaultdict(list)
-    latin: Table = defaultdict(list)
     spoken: Table = defaultdict(list)
     glued: dict[str, dict[Shape, list[Entry]]] = defaultdict(dict)
     fold = lru_cache(maxsize=None)(latin_fold)  # lexicon words only, dropped after the build
@@ -217,9 +218,6 @@ def build_tables(spec: PackSpec) -> Tables:
                     if key and entry not in squeezed[key]:
                         squeezed[key].append(entry)
             else:
-                key = word_key(norm, prefix=term.prefix, fold=fold)
-                if key.strip() and entry not in latin[key]:
-                    latin[key].append(entry)
                 for glued_key, shape in glued_keys(norm, prefix=term.prefix, fold=fold):
                     listed = glued[glued_key].setdefault(shape, [])
                     if entry not in listed:
@@ -234,7 +232,7 @@ def build_tables(spec: PackSpec) -> Tables:
     for i, ctx in enumerate(spec.contexts):
         add(Kind.CONTEXT, i, ctx.terms)
     glued_table = {key: list(shapes.items()) for key, shapes in glued.items()}
-    return dict(squeezed), dict(latin), dict(spoken), glued_table
+    return dict(squeezed), dict(spoken), glued_table
 
 
 def _fingerprint(spec: PackSpec) -> Iterator[str]:
@@ -269,11 +267,8 @@ def _encode(tables: KeyTables) -> dict[str, Any]:
         refs = tuple(entry_ids.setdefault(e, len(entry_ids)) for e in entries)
         return group_ids.setdefault(refs, len(group_ids))
 
-    squeezed, latin, spoken, glued = tables
-    out = [
-        {"keys": list(t), "groups": [group(v) for v in t.values()]}
-        for t in (squeezed, latin, spoken)
-    ]
+    squeezed, spoken, glued = tables
+    out = [{"keys": list(t), "groups": [group(v) for v in t.values()]} for t in (squeezed, spoken)]
     shapes = [
         [
             [
@@ -320,13 +315,13 @@ def _decode(data: Any) -> KeyTables:
             for ends, fixed, prefix, g, splits in shape_lists[i]
         ]
 
-    squeezed, latin, spoken = (LazyTable(t["keys"], t["groups"], group) for t in data["tables"])
+    squeezed, spoken = (LazyTable(t["keys"], t["groups"], group) for t in data["tables"])
     glued_keys_ = data["glued"]["keys"]
     if not (len(glued_keys_) == len(shape_lists) and all(
         len(t["keys"]) == len(t["groups"]) for t in data["tables"]
     )):  # fmt: skip
         raise ValueError("a stored key table has not one value per key")
-    return squeezed, latin, spoken, LazyTable(glued_keys_, list(range(len(glued_keys_))), shapes)
+    return squeezed, spoken, LazyTable(glued_keys_, list(range(len(glued_keys_))), shapes)
 
 
 def _splits(data: Any) -> frozenset[frozenset[int]] | None:

@@ -24,6 +24,7 @@ from filters.content.views import (
 __all__ = ["Entry", "Kind", "Lexicon", "RawHit"]
 
 V = TypeVar("V")
+_NO_ENDS: frozenset[int] = frozenset()
 
 
 class RawHit(NamedTuple):
@@ -61,11 +62,6 @@ class _Automaton(Generic[V]):
         for end, i in self.auto.iter(text):
             yield end, sizes[i], decode(refs[i])
 
-    def found(self, text: str) -> list[tuple[int, int, V]]:
-        """Like :meth:`iter`, as a list (empty: nothing to set up for)."""
-        sizes, refs, decode = self.sizes, self.refs, self.decode
-        return [(end, sizes[i], decode(refs[i])) for end, i in self.auto.iter(text)]
-
 
 def _automaton(keys: Mapping[str, V]) -> _Automaton[V] | None:
     return _Automaton(keys) if keys else None
@@ -77,10 +73,9 @@ class Lexicon:
     def __init__(self, spec: PackSpec) -> None:
         self.t2s = spec.t2s
         self.syllables = spec.syllables
-        squeezed, latin, spoken, glued = key_tables(spec)
-        self.keys = len(squeezed) + len(latin) + len(spoken) + len(glued)
+        squeezed, spoken, glued = key_tables(spec)
+        self.keys = len(squeezed) + len(spoken) + len(glued)
         self._squeezed = _automaton(squeezed)
-        self._latin = _automaton(latin)
         self._spoken = _automaton(spoken)
         self._glued = _automaton(glued)
 
@@ -89,19 +84,11 @@ class Lexicon:
         hits: list[RawHit] = []
         view = squeezed if squeezed is not None else squeeze(normalized, self.t2s)
         if self._squeezed is not None:
-            _collect(self._squeezed, view, hits, strip=False)
-        if self._latin is not None:
+            _collect(self._squeezed, view, hits)
+        if self._glued is not None:
             word_view = words(normalized)
             if word_view is not None:
-                found: list[RawHit] = []
-                _collect(self._latin, word_view, found, strip=True)
-                plain = len(found)
-                if self._glued is not None:
-                    _collect_glued(self._glued, word_view, found)
-                if len(found) > plain:
-                    # in the order one automaton of both would give: by end, longest first
-                    found.sort(key=_by_end)
-                hits += found
+                _collect_glued(self._glued, word_view, hits)
         if self._spoken is not None and _has_ascii_letter(view.text):
             spoken, latin_positions = pinyin_view(view, self.syllables)
             for end, size, entries in self._spoken.iter(spoken.text):
@@ -116,17 +103,10 @@ def _has_ascii_letter(text: str) -> bool:
     return any("a" <= ch <= "z" for ch in text)
 
 
-def _collect(auto: _Automaton[list[Entry]], view: View, hits: list[RawHit], *, strip: bool) -> None:
+def _collect(auto: _Automaton[list[Entry]], view: View, hits: list[RawHit]) -> None:
     at = view.at
     for end, size, entries in auto.iter(view.text):
-        start = end + 1 - size
-        if strip:  # drop the word-boundary spaces of " word " / " word"
-            start += 1
-            if view.text[end] == " ":
-                end -= 1
-        if start > end:
-            continue
-        first, last = at(start), at(end) + 1
+        first, last = at(end + 1 - size), at(end) + 1
         for e in entries:
             hits.append(RawHit(e, first, last))
 
@@ -134,46 +114,46 @@ def _collect(auto: _Automaton[list[Entry]], view: View, hits: list[RawHit], *, s
 def _collect_glued(
     auto: _Automaton[list[tuple[Shape, list[Entry]]]], view: View, hits: list[RawHit]
 ) -> None:
-    """Phrases whose words the text runs together ("k i l l y o u" is the word
-    "killyou"): the word view without its spaces is scanned for each phrase's
-    glued key; a match counts when it starts at a word of the text, ends at
-    one (unless the phrase is a prefix pattern), and the text's word ends
-    inside it are ends of the phrase's words, the fixed ones among them
-    included. A match with exactly the phrase's word ends is the word view's
-    own match (``_collect``) and is not counted twice."""
+    """Latin terms, their words apart as written or run together by the text
+    ("k i l l y o u" is the word "killyou"): the word view without its spaces
+    is scanned for each term's glued key; a match counts when it starts at a
+    word of the text, ends at one (unless the term is a prefix pattern), and
+    the text's word ends inside it are ends of the term's words, the fixed
+    ones among them included."""
     words_ = view.text[1:-1].split(" ")
-    matches = auto.found("".join(words_))
-    if not matches:
-        return
+    glued_text = "".join(words_)
     starts = list(accumulate(map(len, words_), initial=0))  # and the end of the last word
-    word_starts = set(starts)  # a word's end is the next one's start
-    at = view.at
-    for end, size, shapes in matches:
-        first = end + 1 - size
-        if first not in word_starts:
-            continue
-        k = bisect_right(starts, first)  # words before the match's first one, plus one
-        last_word = bisect_right(starts, end) - 1
-        count = last_word - k + 1  # the text's word ends inside the match
-        aligned = end + 1 in word_starts
-        inner: frozenset[int] | None = None
-        for shape, entries in shapes:
-            if not (aligned or shape.prefix):
+    number = {start: w for w, start in enumerate(starts)}  # a word's end is the next one's start
+    sizes, refs, decode, at = auto.sizes, auto.refs, auto.decode, view.at
+    for end, i in auto.auto.iter(glued_text):
+        first = end + 1 - sizes[i]
+        w = number.get(first)
+        if w is None:
+            continue  # not at the start of a word of the text
+        after = number.get(end + 1)  # the next word, when the match ends at a word end
+        last = after - 1 if after is not None else bisect_right(starts, end) - 1
+        inner = (  # the text's word ends inside the match
+            frozenset(starts[j] - first for j in range(w + 1, last + 1)) if last > w else _NO_ENDS
+        )
+        fitting: list[tuple[bool, list[Entry]]] = []  # (glued by the text, entries)
+        for shape, entries in decode(refs[i]):
+            if after is None and not shape.prefix:
                 continue
-            if shape.splits is None and count >= len(shape.ends):
-                continue  # not glued (the word view's own match), or not this phrase
-            if inner is None:
-                inner = frozenset(starts[j] - first for j in range(k, last_word + 1))
-            fits = (
-                inner in shape.splits
-                if shape.splits is not None
-                else shape.fixed <= inner <= shape.ends
-            )
-            if fits:
-                # the view has one space before each word: S index i of word w is w + 1 + i
-                span = (at(first + k), at(end + last_word + 1) + 1)
-                hits.extend(RawHit(e, *span) for e in entries)
+            if shape.splits is not None:
+                if inner not in shape.splits:
+                    continue
+            elif not shape.fixed <= inner <= shape.ends:
+                continue
+            fitting.append((inner != shape.ends, entries))
+        if not fitting:
+            continue
+        # the view has one space before each word: S index i of word w is w + 1 + i
+        span = (at(first + w + 1), at(end + last + 1) + 1)
+        if len(fitting) > 1:  # a term written as the text writes it first ("cashapp")
+            fitting.sort(key=_glued_last)
+        for _, entries in fitting:
+            hits.extend(RawHit(e, *span) for e in entries)
 
 
-def _by_end(hit: RawHit) -> tuple[int, int]:
-    return hit.end, hit.start
+def _glued_last(fit: tuple[bool, list[Entry]]) -> bool:
+    return fit[0]

@@ -7,10 +7,11 @@ the submitted text).
   dropped: spaces, punctuation, symbols and emoji inside a word no longer
   hide it ("坐*牢", "老 赖", "曝，光").
 * ``words``: Latin tokens joined by single spaces, with a leading and a
-  trailing space so that patterns written as " word " match whole words
-  only. Runs of single letters (or digits) separated only by separators are
-  joined ("j.a.i.l", "k i l l", "1 0" -> "jail", "kill", "10"), and look-alike
-  digits and symbols inside a word are folded (``latin_fold``: "k1ll" and
+  trailing space (the matcher scans it without its spaces, and a term's match
+  must begin and end at word boundaries: whole words only). Runs of single
+  letters (or digits) separated only by separators are joined ("j.a.i.l",
+  "k i l l", "1 0" -> "jail", "kill", "10"), and look-alike digits and
+  symbols inside a word are folded (``latin_fold``: "k1ll" and
   "kill" meet); chat spellings of whole words are read as the word
   (``SHORT_FORMS``: "ur" and "your" meet).
 * ``pinyin``: the squeezed view with the Chinese characters of pinyin-enabled
@@ -37,7 +38,6 @@ __all__ = [
     "pinyin_view",
     "squeeze",
     "squeeze_term",
-    "word_key",
     "words",
 ]
 
@@ -310,13 +310,6 @@ class _Run:
         self.text += letter
         self.offsets.append(at)
         self.gap = gap
-
-
-def word_key(term: str, *, prefix: bool, fold: Callable[[str], str] = latin_fold) -> str:
-    """The key of a Latin pattern in the word view: " w1 w2 " (or " w1 w2").
-    ``fold`` is ``latin_fold`` or a memoised copy of it (the lexicon builder)."""
-    body = " ".join(fold(SHORT_FORMS.get(w, w)) for w in TOKEN.findall(term))
-    return f" {body}" if prefix else f" {body} "
 
 
 def pinyin_view(squeezed: View, syllables: Mapping[str, str]) -> tuple[View, tuple[int, ...]]:

@@ -1,10 +1,11 @@
 """Phrases whose words a text runs together ("k i l l y o u" is one word,
 "killyou"): the glued view (filters/content/matcher.py, keys.py).
 
-The lexicon keeps one glued key per phrase instead of one key per way of
-gluing its words. The property test below compares the scan with the plain
-definition: a phrase matches when some gluing of its neighbouring words,
-read as the word view reads text, occurs in the word view."""
+Every Latin term has its key in the glued view (the word view without its
+spaces), one per phrase instead of one per way of gluing its words. The
+property test below compares the scan with the plain definition: a term
+matches when it, or some gluing of its neighbouring words, read as the word
+view reads text, occurs in the word view."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from config.content_cache import ENV
 from config.content_model import PackSpec, Rule, Severity, Term
 from filters.content.keys import MAX_GLUED_WORDS, glued_keys
 from filters.content.matcher import Lexicon
-from filters.content.views import latin_fold, word_key, words
+from filters.content.views import SHORT_FORMS, TOKEN, latin_fold, words
 
 VOCAB = ["kill", "you", "u", "ur", "your", "be", "at", "beat", "3", "a", "m", "am", "$",
          "don't", "pay", "now", "loan", "jail", "i", "call"]  # fmt: skip
@@ -29,6 +30,13 @@ def _rule(i: int, phrase: str, prefix: bool) -> Rule:
 def _lexicon(phrases: list[tuple[str, bool]]) -> Lexicon:
     rules = tuple(_rule(i, p, prefix) for i, (p, prefix) in enumerate(phrases))
     return Lexicon(PackSpec("t", "en", rules))
+
+
+def word_key(term: str, *, prefix: bool) -> str:
+    """The plain definition of a term in the word view: its words as the view
+    reads text, " w1 w2 " (a prefix pattern: " w1 w2")."""
+    body = " ".join(latin_fold(SHORT_FORMS.get(w, w)) for w in TOKEN.findall(term))
+    return f" {body}" if prefix else f" {body} "
 
 
 def _gluings(phrase: str) -> set[str]:
@@ -98,11 +106,27 @@ def test_one_key_for_an_ordinary_phrase() -> None:
     assert len(keys) == 1
     key, shape = keys[0]
     assert key == latin_fold("wewillfindyouatwork")
-    assert shape.ends == {2, 6, 10, 13, 15} and shape.splits is None
-    assert glued_keys("jail", prefix=False, fold=latin_fold) == []
+    assert shape.ends == {2, 6, 10, 13, 15} and shape.splits is None and not shape.fixed
+    ((word, alone),) = glued_keys("jail", prefix=True, fold=latin_fold)
+    assert word == "jaii" and not alone.ends and alone.prefix  # a word: no end inside
 
 
-_PHRASE = st.lists(st.sampled_from(VOCAB), min_size=2, max_size=4).map(" ".join)
+def test_a_long_phrase_matches_only_as_written() -> None:
+    phrase = "we will tell your boss and your family and your friends today"
+    ((_, shape),) = glued_keys(phrase, prefix=False, fold=latin_fold)
+    assert len(phrase.split()) > MAX_GLUED_WORDS and shape.fixed == shape.ends
+    lexicon = _lexicon([(phrase, False)])
+    assert _scan(lexicon, f"ok {phrase}") == {0}
+    assert _scan(lexicon, f"ok {phrase.replace('your boss', 'yourboss')}") == set()
+
+
+def test_a_term_written_as_the_text_writes_it_is_reported_first() -> None:
+    lexicon = _lexicon([("cash app", False), ("cashapp", False)])
+    assert [h.entry.term for h in lexicon.scan("send it on cashapp")] == ["cashapp", "cash app"]
+    assert [h.entry.term for h in lexicon.scan("send it on cash app")] == ["cash app"]
+
+
+_PHRASE = st.lists(st.sampled_from(VOCAB), min_size=1, max_size=4).map(" ".join)
 _SPELL = st.sampled_from(["plain", "spaces", "dots", "glued-next"])
 
 
