@@ -16,6 +16,12 @@ FROM python:3.11-slim
 RUN useradd --system --uid 10001 --home-dir /srv/lendsms --create-home lendsms
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/* && rm -rf /wheels
+# Compile the shipped policy packs into the image once: a new container then
+# loads them in about 2 s instead of compiling them (about 15 s). The runtime
+# user reads the cache; a pack it cannot find there is compiled in memory.
+ENV LENDSMS_CONTENT_CACHE=/opt/lendsms/content-cache
+RUN lendsms policy explain --pack cn-collection "预热" > /dev/null \
+ && chmod -R a+rX /opt/lendsms/content-cache
 USER lendsms
 WORKDIR /srv/lendsms
 ENV LENDSMS_CONFIG=/srv/lendsms/lendsms.toml \

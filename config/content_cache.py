@@ -5,8 +5,10 @@ keyed by the pack file, every lexicon file and the compiler's source) and
 the automaton keys (``keys``) take seconds to compute and never change for
 the same inputs and library versions.
 
-Entries are plain JSON (never pickle) under ``var/cache/content/`` (or the
-folder in ``LENDSMS_CONTENT_CACHE``; ``off`` disables the cache), one file per
+Entries are plain JSON (never pickle) under ``var/cache/content/`` (beside
+the settings file of a serving process, :func:`use_default_dir`; else in the
+working directory), or in the folder named by ``LENDSMS_CONTENT_CACHE``
+(``off`` disables the cache), one file per
 key; the key is a SHA-256 of the kind, the library version and the inputs in
 order, so an edited lexicon or an upgraded library simply misses. A file's
 first line is the SHA-256 of the JSON after it: an entry whose bytes are not
@@ -28,12 +30,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
-__all__ = ["cache_dir", "cached", "code_version", "read_entry"]
+__all__ = ["cache_dir", "cached", "code_version", "read_entry", "use_default_dir"]
 
 ENV: Final = "LENDSMS_CONTENT_CACHE"
 DEFAULT_DIR: Final = Path("var/cache/content")
 _FORMAT: Final = 2  # bump when the stored shape changes (2: the digest line)
 KEEP: Final = 8  # entries kept per kind (every pack has its own)
+_default_dir: Path = DEFAULT_DIR
 
 T = TypeVar("T")
 
@@ -49,12 +52,20 @@ def code_version(libraries: Iterable[str], sources: Iterable[Path]) -> str:
     return digest.hexdigest()
 
 
+def use_default_dir(folder: Path) -> None:
+    """The folder used when ``LENDSMS_CONTENT_CACHE`` is not set (the app
+    passes ``var/cache/content`` beside its settings file, so a gateway
+    started from any directory finds the cache its deployment built)."""
+    global _default_dir  # one process-wide default, like the environment
+    _default_dir = folder
+
+
 def cache_dir() -> Path | None:
     """The cache folder, or None when switched off."""
     value = os.environ.get(ENV, "")
     if value.strip().lower() == "off":
         return None
-    return Path(value) if value.strip() else DEFAULT_DIR
+    return Path(value) if value.strip() else _default_dir
 
 
 def _key(kind: str, version: str, inputs: Iterable[str]) -> str:

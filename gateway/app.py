@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Sequence
 
 from aiohttp import web
 
+from config.content_cache import use_default_dir
 from config.settings import Settings, key_bytes
 from gateway.accept import Acceptor
 from gateway.appkeys import (
@@ -91,6 +92,9 @@ def create_app(
     ``stages`` replaces the pipeline's default stages (extensions, tests);
     ``contact_policy=False`` leaves out quiet hours, caps and opt-outs (their
     stages and hand-off checks), for tests of other parts."""
+    # the compiled packs' cache beside the deployment's other data, wherever
+    # the process was started from (LENDSMS_CONTENT_CACHE still decides first)
+    use_default_dir(settings.base_dir / "var" / "cache" / "content")
     app = web.Application(
         middlewares=[request_context, problems],
         client_max_size=settings.server.max_body_bytes,

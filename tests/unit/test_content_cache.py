@@ -15,14 +15,16 @@ from typing import Any
 
 import pytest
 
-from config import content
+from config import content, content_cache
 from config.content import shipped_content_packs
-from config.content_cache import ENV, KEEP, cached
+from config.content_cache import ENV, KEEP, cache_dir, cached
 from config.content_cache import read_entry as stored_data
 from config.content_codec import Compiled, decode_compiled, encode_compiled
 from config.content_lexicon import pinyin_readings, traditional_forms
 from config.content_model import PackSpec
+from config.settings import Settings
 from filters.content.keys import build_tables, key_tables
+from gateway.app import create_app
 
 
 def _counting(result: dict[str, int]) -> tuple[list[int], Callable[[], dict[str, int]]]:
@@ -217,3 +219,17 @@ def test_a_compiled_pack_is_reused_until_a_file_of_it_changes(
 def test_malformed_compiled_data_is_refused(data: dict[str, Any]) -> None:
     with pytest.raises((KeyError, TypeError, ValueError)):
         decode_compiled(data)
+
+
+def test_a_gateway_keeps_the_cache_beside_its_settings_file(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without LENDSMS_CONTENT_CACHE, a gateway started from any directory uses
+    ``var/cache/content`` beside its settings file (where its other data is)."""
+    monkeypatch.delenv(ENV, raising=False)
+    monkeypatch.setattr(content_cache, "_default_dir", content_cache.DEFAULT_DIR)
+    assert cache_dir() == Path("var/cache/content")  # a tool's own: the working directory
+    create_app(settings, dispatch=False, contact_policy=False)
+    assert cache_dir() == settings.base_dir / "var" / "cache" / "content"
+    monkeypatch.setenv(ENV, "/somewhere/else")
+    assert cache_dir() == Path("/somewhere/else")  # the environment still decides first
