@@ -124,7 +124,7 @@ def _collect_glued(
     glued_text = "".join(words_)
     starts = list(accumulate(map(len, words_), initial=0))  # and the end of the last word
     number = {start: w for w, start in enumerate(starts)}  # a word's end is the next one's start
-    sizes, refs, decode, at = auto.sizes, auto.refs, auto.decode, view.at
+    sizes, refs, decode, at, word_span = auto.sizes, auto.refs, auto.decode, view.at, view.word_span
     for end, i in auto.auto.iter(glued_text):
         first = end + 1 - sizes[i]
         w = number.get(first)
@@ -147,8 +147,10 @@ def _collect_glued(
             fitting.append((inner != shape.ends, entries))
         if not fitting:
             continue
-        # the view has one space before each word: S index i of word w is w + 1 + i
-        span = (at(first + w + 1), at(end + last + 1) + 1)
+        if word_span is not None:
+            span = word_span(w, last, end - starts[last])
+        else:  # the view has one space before each word: index i of word w is w + 1 + i
+            span = (at(first + w + 1), at(end + last + 1) + 1)
         if len(fitting) > 1:  # a term written as the text writes it first ("cashapp")
             fitting.sort(key=_glued_last)
         for _, entries in fitting:

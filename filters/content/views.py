@@ -81,7 +81,7 @@ class View:
     ``origin`` only when it is asked for: most texts have no hit, or a few, in
     a view, and a tuple of every index costs more than the scan."""
 
-    __slots__ = ("_build", "_locate", "_origin", "text")
+    __slots__ = ("_build", "_locate", "_origin", "text", "word_span")
 
     def __init__(
         self,
@@ -89,6 +89,7 @@ class View:
         origin: tuple[int, ...] | None = None,
         build: Callable[[], tuple[int, ...]] | None = None,
         locate: Callable[[int], int] | None = None,
+        word_span: Callable[[int, int, int], tuple[int, int]] | None = None,
     ) -> None:
         if origin is None and build is None:
             raise ValueError("a view needs its origin or a way to build it")
@@ -96,6 +97,10 @@ class View:
         self._origin = origin
         self._build = build
         self._locate = locate
+        # the word view of ordinary text: ``word_span(first, last, offset)`` is
+        # the normalised span from the start of word ``first`` to the letter
+        # ``offset`` of word ``last`` (what ``at`` gives, by word numbers)
+        self.word_span = word_span
 
     @property
     def origin(self) -> tuple[int, ...]:
@@ -192,13 +197,23 @@ def words(normalized: str) -> View | None:
         if index == 0:
             return at[0][1]
         j = bisect_right(word_starts, index) - 1
-        tok, start = at[j]
-        offset, size = index - word_starts[j], read[j]
-        if size == len(tok) or offset >= size:  # a letter of the word, or the space after it
-            return start + len(tok) if offset >= size else start + offset
-        return start if offset < size - 1 else start + len(tok) - 1
+        return _letter_at(at[j], read[j], index - word_starts[j])
 
-    return View(text, build=origin, locate=locate)
+    def word_span(first: int, last: int, offset: int) -> tuple[int, int]:
+        at = tokens()
+        return at[first][1], _letter_at(at[last], read[last], offset) + 1
+
+    return View(text, build=origin, locate=locate, word_span=word_span)
+
+
+def _letter_at(token: tuple[str, int], size: int, offset: int) -> int:
+    """The normalised index of letter ``offset`` of a word the view reads as
+    ``size`` letters (``offset == size``: the space after it)."""
+    tok, start = token
+    if size == len(tok) or offset >= size:  # a letter of the word, or the space after it
+        return start + len(tok) if offset >= size else start + offset
+    # a chat spelling: every letter of the long form points into the short one
+    return start if offset < size - 1 else start + len(tok) - 1
 
 
 def _read(joined: str) -> str:

@@ -71,3 +71,21 @@ def test_the_word_view_reads_each_token_as_it_would_alone(parts: list[str]) -> N
     if view is None or any(len(a) == 1 == len(b) for a, b in pairwise(found)):
         return
     assert view.text == f" {' '.join(map(_read_one_by_one, found))} "
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(PIECES), min_size=1, max_size=14))
+def test_word_span_is_what_at_gives(parts: list[str]) -> None:
+    """``word_span`` answers by word numbers what ``at`` answers by view index."""
+    view = words(_text(parts))
+    if view is None or view.word_span is None:
+        return
+    read = view.text[1:-1].split(" ")
+    starts = [1]  # view index of each word's first letter
+    for word in read[:-1]:
+        starts.append(starts[-1] + len(word) + 1)
+    for first in range(len(read)):
+        for last in range(first, len(read)):
+            for offset in range(len(read[last])):
+                expected = (view.at(starts[first]), view.at(starts[last] + offset) + 1)
+                assert view.word_span(first, last, offset) == expected
