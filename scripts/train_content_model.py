@@ -17,8 +17,8 @@ threshold kept is the one that maximises the combination's CV recall with its
 CV false stops <= 1 % (ties: the lowest threshold, i.e. the highest
 classifier-alone recall). Then it fits on all data and writes the model file.
 
-Never give it a blind set (``tests/corpus/heldout_v14.jsonl`` and
-``heldout_v15.jsonl``, see their HELDOUT_V*.md) nor a set measured but not
+Never give it a blind set (``tests/corpus/heldout_v15.jsonl`` and
+``heldout_v16.jsonl``, see their HELDOUT_V*.md) nor a set measured but not
 yet trained on: it refuses any
 file named in ``BLIND``. When a set is released for tuning, move it from
 ``BLIND`` to ``CORPORA`` and write a new blind set first.
@@ -74,8 +74,9 @@ CORPORA = (
     ROOT / "tests/corpus/heldout_v11.jsonl",  # blind until 2026-11-29 02:46 UTC
     ROOT / "tests/corpus/heldout_v12.jsonl",  # blind until 2026-11-29 05:27 UTC
     ROOT / "tests/corpus/heldout_v13.jsonl",  # blind until 2026-11-29 06:42 UTC
+    ROOT / "tests/corpus/heldout_v14.jsonl",  # blind until 2026-11-29 08:37 UTC
 )
-BLIND = ("heldout_v14", "heldout_v15")  # both blind (v15 written before round 12)
+BLIND = ("heldout_v15", "heldout_v16")  # both blind (v16 written before v15 is measured)
 # Stop cases that the structural rules or the recipient decide, whatever the
 # wording: a model trained on them as stops learns that a neutral reminder
 # with a link, without a 【signature】 or sent to a contact is abusive.
