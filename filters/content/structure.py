@@ -20,12 +20,20 @@ _LEADING: Final = re.compile(r"\A\s*【([^【】\n]{0,40})】")
 _TRAILING: Final = re.compile(r"【([^【】\n]{0,40})】\s*\Z")
 _BRACKETED: Final = re.compile(r"【([^【】\n]{0,40})】")
 _CHINESE: Final = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+# The letters of a host name: Latin, and the Latin-1 to Latin Extended, Greek
+# and Cyrillic letters that look like them ("brennancountyсu.org" with a
+# Cyrillic "с" is another host, not the lender's); not CJK, which runs into
+# a link without a space ("请访问lender.com").
+_HOST_LETTERS: Final = "a-z\u00e0-\u024f\u0370-\u03ff\u0400-\u052f"
 # a link's host; after a scheme, user information before "@" is skipped: in
-# "https://lender.com@other.cn/x" the browser goes to other.cn
+# "https://lender.com@other.cn/x" the browser goes to other.cn. Chinese text
+# runs into a link without a space ("请点击lender-pay.cn/bill查看"): a Chinese
+# character ends the path and may stand right before or after the host.
 _LINK: Final = re.compile(
-    r"(?<![\w@.-])(?:(?P<scheme>https?://)(?:[^\s/?#@]*@)?)?"
-    r"(?P<host>(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+"
-    r"(?P<tld>[a-z]{2,24}))(?![\w@-])(?::\d{1,5})?(?:[/?#][^\s\u3000-\u303f\uff00-\uffef]*)?"
+    rf"(?<![{_HOST_LETTERS}0-9_@.-])(?:(?P<scheme>https?://)(?:[^\s/?#@]*@)?)?"
+    rf"(?P<host>(?:[{_HOST_LETTERS}0-9](?:[{_HOST_LETTERS}0-9-]{{0,61}}[{_HOST_LETTERS}0-9])?\.)+"
+    rf"(?P<tld>[{_HOST_LETTERS}]{{2,24}}))(?![{_HOST_LETTERS}0-9_@-])(?::\d{{1,5}})?"
+    r"(?:[/?#][^\s\u3000-\u303f\u3400-\u9fff\uff00-\uffef]*)?"
 )
 # a raw IPv4 host: with a scheme, a port or a path (so "1.2.3.4" alone, a
 # version or an amount, is no link)
@@ -38,9 +46,12 @@ _IP_LINK: Final = re.compile(
 # consumerfinance.gov", "12378.gov.cn") is no lender's phishing link.
 _GOVERNMENT: Final = re.compile(r"(?:\A|\.)gov(?:\.[a-z]{2})?\Z")
 _DOTTED_QUAD: Final = re.compile(r"\d\.\d{1,3}\.\d{1,3}\.\d")  # cheap test before _IP_LINK
+# a numbered list item before a word that is also a TLD ("1.APP首页点击"), not
+# a host (a short all-digit name without a scheme: "12306.cn" is one)
+_LIST_ITEM: Final = re.compile(r"\d{1,2}\.[a-z]+")
 # what every host _LINK matches contains: a label's last character, a dot and
 # the first letter of the next label or the TLD (cheap test before _LINK)
-_HOST_DOT: Final = re.compile(r"[a-z0-9]\.[a-z]")
+_HOST_DOT: Final = re.compile(rf"[{_HOST_LETTERS}0-9]\.[{_HOST_LETTERS}]")
 _AMOUNT: Final = re.compile(
     r"[¥$]\s?\d|\d(?:[\d,]*\d)?(?:\.\d+)?\s?(?:元|块|万|rmb|usd|dollars?\b)"
 )
@@ -158,7 +169,9 @@ class StructureChecker:
         out: list[ContentFinding] = []
         scan = norm.text.replace("。", ".")  # "abc。com" hides a dot; same length
         for m in _LINK.finditer(scan) if _HOST_DOT.search(scan) else ():
-            if m.group("scheme") is None and m.group("tld") not in self._tlds:
+            if m.group("scheme") is None and (
+                m.group("tld") not in self._tlds or _LIST_ITEM.fullmatch(m.group("host"))
+            ):
                 continue
             host = m.group("host")
             if any(host == d or host.endswith("." + d) for d in ctx.link_domains):

@@ -124,6 +124,30 @@ def test_links_only_to_the_clients_domains(cn: ContentFilter, us: ContentFilter)
     assert us.check(fine, MessageContext("overdue_notice")).decision is None
 
 
+def test_links_run_into_chinese_text_or_spelled_with_look_alikes(
+    cn: ContentFilter, us: ContentFilter
+) -> None:
+    """Chinese runs into a link without a space, and a Cyrillic "с" makes
+    another host that reads as the lender's (found by heldout_v15)."""
+    mine = MessageContext("repayment_reminder", link_domains=("yidaitong.cn",))
+    glued = "【易贷通】您的账单已出，请点击yidaitong-pay.cn/bill查看详情。"
+    result = cn.check(glued, mine)
+    assert rules(result) == ["cn.structure.link_domain"]
+    finding = result.findings[0]
+    assert glued[finding.start or 0 : finding.end] == "yidaitong-pay.cn/bill"  # not 查看详情
+    assert cn.check("【易贷通】请登录yidaitong.cn还款。", mine).decision is None
+    lender = MessageContext("overdue_notice", link_domains=("brennancountycu.org",))
+    for text in ("Pay here: https://brennancountyсu.org/pay", "Pay at brennancountyсu.org today"):
+        assert "us.structure.link_domain" in rules(us.check(text, lender)), text
+    assert "us.structure.link_domain" not in rules(
+        us.check("Pay here: https://brennancountycu.org/pay", lender)
+    )
+    # a numbered step before a word that is also a TLD is no link; 12306.cn is one
+    steps = "【易贷通】还款方式：1.APP首页点击“立即还款”；2.致电客服。"
+    assert cn.check(steps, mine).decision is None
+    assert rules(cn.check("【易贷通】退票请登录12306.cn办理", mine)) == ["cn.structure.link_domain"]
+
+
 def test_maximum_segments(cn: ContentFilter) -> None:
     # 335 characters: 5 parts of 67 (a real sentence: one character repeated
     # 330 times is also what the learned stage would hold as no real message)
