@@ -8,7 +8,7 @@ the lender's 【signature】 and the ``link_domain=…`` of the note registered)
 
 ``--misses`` also lists the ids (and the rules that fired) of wrong
 decisions; ``heldout_dev``, ``heldout_final`` and ``heldout_v3`` to
-``heldout_v14`` are tuning data now, but never use ``--misses`` (or tune
+``heldout_v15`` are tuning data now, but never use ``--misses`` (or tune
 anything) on the current blind set (tests/corpus/HELDOUT.md names it): its
 one measurement is in its HELDOUT_V*.md.
 Exit 1 when recall < 97 % or false stops > 1 %.

@@ -17,9 +17,9 @@ its own tuning round it scores 201/201 stop recall (a tuned, not a blind,
 figure) but 3/234 = 1.3 % false stops (two free-text lawsuit notices held by
 design, one anti-fraud notice quoting "不还款就坐牢", which
 ``cn.false_legal.demand`` blocks whatever frames it, by design). Print either
-with ``bench/heldout.py --corpus tests/corpus/heldout_v3.jsonl`` (or v4–v14, all
+with ``bench/heldout.py --corpus tests/corpus/heldout_v3.jsonl`` (or v4–v15, all
 tuning data now; tests/corpus/HELDOUT.md lists their one blind measurement
-each). The current blind set (v15) is never run from here.
+each). The current blind set (v16) is never run from here.
 """
 
 from __future__ import annotations
