@@ -102,11 +102,13 @@ class ContentFilter:
         if (
             self.learned is not None
             and not any(f.action in _STOPS for f in active)
+            and not ctx.templated
             and not any((a.allowed or "").startswith("template:") for a in allowed)
             and ctx.role != "contact"
             and _written_in(self.spec.language, norm.text)
-        ):  # an attested template is the lender's word, a model reads one language, and
-            # it never saw a message to a contact (the lexicon blocks any debt word there)
+        ):  # a configured template is the operator's reviewed wording (the lexicon and
+            # attestations judge it), a model reads one language, and it never saw a
+            # message to a contact (the lexicon blocks any debt word there)
             model, threshold = self.learned
             score = model.score(norm.text, self.spec.language, normalized=True)
             if score >= threshold:  # a paraphrase the lexicon has no pattern for: review

@@ -17,6 +17,7 @@ class MessageContext:
 
     ``untrusted`` are spans (original offsets) filled in from template
     parameters: an attestation of the template never covers them.
+    ``templated``: the text is a configured template, rendered.
     """
 
     purpose: str
@@ -26,6 +27,7 @@ class MessageContext:
     link_domains: tuple[str, ...] = ()
     attests: frozenset[str] = frozenset()
     untrusted: tuple[tuple[int, int], ...] = ()
+    templated: bool = False
 
 
 @dataclass(frozen=True, slots=True)

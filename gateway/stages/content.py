@@ -53,6 +53,7 @@ def message_context(draft: Draft) -> MessageContext:
         link_domains=draft.client.link_domains,
         attests=request.attests,
         untrusted=parameter_spans(request),
+        templated=request.template is not None,
     )
 
 

@@ -95,7 +95,7 @@ def test_a_broken_model_beside_the_pack_fails_at_load(tmp_path: Path) -> None:
 
 
 def test_what_the_model_does_not_judge(cn: ContentFilter, us: ContentFilter) -> None:
-    """A terse reminder, a text in the other pack's language, an attested
+    """A terse reminder, a text in the other pack's language, a configured
     template and a message to a contact are left to the lexicon alone."""
     assert cn.learned is not None and us.learned is not None
     terse = "【华信贷】请于今日还款。"
@@ -109,6 +109,8 @@ def test_what_the_model_does_not_judge(cn: ContentFilter, us: ContentFilter) -> 
         attests=frozenset({"legal_action_authorized"}),
     )  # fmt: skip
     assert all(f.rule != "learned.hold" for f in cn.check(legal, attested).findings)
+    templated = MessageContext(purpose="overdue_notice", signatures=("华信贷",), templated=True)
+    assert cn.check(SNEER, templated).findings == ()  # the operator's wording, not free text
     to_contact = MessageContext(purpose="service", role="contact", signatures=("华信贷",))
     assert cn.check(SNEER, CTX).decision == HOLD  # the same text to the borrower is held
     assert cn.check(SNEER, to_contact).findings == ()  # never trained on contacts
